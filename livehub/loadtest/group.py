@@ -1,0 +1,124 @@
+"""A viewer group: one process's share of the viewers, from ramp-up to audit.
+
+The group owns its viewers (one nursery), drops and resumes the chosen ones, waits for
+stragglers after posting, audits every viewer and sends back one result dict.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+
+import trio
+
+from livehub.loadtest.audit import Expected, audit_viewer, merge_audits
+from livehub.loadtest.config import LoadConfig
+from livehub.loadtest.control import Channel, trio_deadline
+from livehub.loadtest.procstat import raise_nofile_limit, self_cpu_seconds
+from livehub.loadtest.viewer import Viewer, ViewerCounters
+
+DRAIN_POLL_S = 0.05  # how often the drain phase checks whether everyone has everything
+MAX_FAILED_REPORTED = 20  # viewer audits listed individually in the report
+
+
+def shard_viewers(total: int, shard: int, shards: int) -> range:
+    return range(shard, total, shards)
+
+
+async def run_group(cfg: LoadConfig, shard: int, shards: int, ctl: Channel) -> None:
+    """Run viewers ``shard::shards`` until the coordinator's drain ends; send the result."""
+    raise_nofile_limit()
+    indexes = shard_viewers(cfg.viewers, shard, shards)
+    counters = ViewerCounters(len(indexes))
+    viewers = [Viewer(cfg, i, counters) for i in indexes]
+    if not viewers:
+        counters.all_connected.set()
+    async with trio.open_nursery() as nursery:
+        step = cfg.ramp_s / max(1, len(viewers))
+        next_start = trio.current_time()
+        for viewer in viewers:
+            nursery.start_soon(viewer.run)
+            next_start += step
+            await trio.sleep_until(next_start)
+        with trio.move_on_after(cfg.connect_timeout_s):
+            await counters.all_connected.wait()
+        await ctl.send(("connected", counters.connected, counters.total))
+
+        kind, drop_at = await ctl.recv()
+        assert kind == "post_start"
+        post_start_ns = time.time_ns()
+        cpu0, wall0 = self_cpu_seconds(), time.monotonic()
+        if drop_at is not None:
+            nursery.start_soon(_drop_resumers, viewers, trio_deadline(drop_at))
+
+        kind, accepted, drain_until = await ctl.recv()
+        assert kind == "drain"
+        wanted = {video: len(posts) for video, posts in accepted.items()}
+        with trio.move_on_at(trio_deadline(drain_until)):
+            # a poll, not an Event: a per-event check would cost the hot path more
+            while not all(len(v.keys) >= wanted.get(v.video, 0) for v in viewers):  # noqa: ASYNC110
+                await trio.sleep(DRAIN_POLL_S)
+        cpu1, wall1 = self_cpu_seconds(), time.monotonic()
+        nursery.cancel_scope.cancel()
+
+    await ctl.send(
+        (
+            "result",
+            _result(cfg, viewers, counters, accepted, post_start_ns, cpu1 - cpu0, wall1 - wall0),
+        )
+    )
+
+
+async def _drop_resumers(viewers: list[Viewer], at: float) -> None:
+    await trio.sleep_until(at)
+    for viewer in viewers:
+        if viewer.resumer:
+            viewer.drop()
+
+
+def _expected_for(posts: list[tuple[int, int, int]], after_ns: int) -> Expected:
+    """What a viewer connected at ``after_ns`` must get, from ``posts`` sorted by send_ns."""
+    start = bisect_left(posts, (after_ns, -1, -1))
+    chosen = posts[start:]
+    seqs = tuple(sorted(seq for _, _, seq in chosen if seq >= 0))
+    return Expected(frozenset(key for _, key, _ in chosen), seqs)
+
+
+def _result(cfg, viewers, counters, accepted, post_start_ns, cpu_s, wall_s) -> dict:
+    full: dict[int, Expected] = {}
+    audits, failed, late = [], [], 0
+    for viewer in viewers:
+        posts = accepted.get(viewer.video, [])
+        if viewer.connected_ns and viewer.connected_ns <= post_start_ns:
+            if viewer.video not in full:
+                full[viewer.video] = _expected_for(posts, 0)
+            expected = full[viewer.video]
+        else:
+            late += 1  # connected after posting began (or never): only later posts count
+            expected = _expected_for(posts, viewer.connected_ns or time.time_ns())
+        audit = audit_viewer(viewer.keys, viewer.ids, expected, cfg.target == "livehub")
+        audits.append(audit)
+        if not audit.ok and len(failed) < MAX_FAILED_REPORTED:
+            failed.append(
+                {
+                    "viewer": viewer.index,
+                    "video": viewer.video,
+                    "resumer": viewer.resumer,
+                    "errors": viewer.errors,
+                    **audit.as_dict(),
+                }
+            )
+    totals = merge_audits(audits)
+    totals["never_connected"] = sum(1 for v in viewers if not v.connected_ns)
+    totals["connected_late"] = late
+    totals["unexpected_disconnects"] = sum(v.disconnects for v in viewers)
+    totals["resumers"] = sum(1 for v in viewers if v.resumer)
+    totals["foreign_events"] = counters.foreign
+    return {
+        "audit": totals,
+        "failed_viewers": failed,
+        "lat_live_us": counters.lat_live_us,
+        "lat_resumed_us": counters.lat_resumed_us,
+        "cpu_s": cpu_s,
+        "wall_s": wall_s,
+    }

@@ -1,0 +1,203 @@
+"""Turn the raw results into one report dict (for ``--json``) and a summary table."""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import asdict
+
+from livehub.loadtest.config import LoadConfig
+from livehub.loadtest.stats import summarize_us
+
+BUSY_CORE_FRACTION = 0.85  # a load-test process above this share of a core is the bottleneck
+AUDIT_KEYS = ("missing", "duplicates", "unexpected", "order_regressions", "seq_gaps")
+
+
+def _merge_arrays(groups: list[dict], name: str) -> array:
+    out = array("q")
+    for g in groups:
+        out.extend(g[name])
+    return out
+
+
+def _merge_audit(groups: list[dict]) -> dict:
+    total: dict = {}
+    for g in groups:
+        for key, value in g["audit"].items():
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+def _server(cfg: LoadConfig, samples: dict, delivered: int, posted: int, window_s: float):
+    if not cfg.server_pids or samples.get("idle") is None:
+        return None
+    idle, connected = samples["idle"], samples["connected"]
+    start, end = samples["post_start"], samples["drained"]
+    cpu = end.cpu_s - start.cpu_s
+    return {
+        "pids": list(cfg.server_pids),
+        "cpu_s": round(cpu, 3),
+        "cpu_core_fraction": round(cpu / window_s, 3) if window_s else None,
+        "cpu_us_per_delivery": round(cpu * 1e6 / delivered, 2) if delivered else None,
+        "cpu_us_per_post": round(cpu * 1e6 / posted, 2) if posted else None,
+        "rss_idle_kb": idle.rss_kb,
+        "rss_connected_kb": connected.rss_kb,
+        "rss_end_kb": end.rss_kb,
+        "kb_per_connection": (
+            round((connected.rss_kb - idle.rss_kb) / cfg.viewers, 2) if cfg.viewers else None
+        ),
+        "samples": {k: asdict(v) for k, v in samples.items() if v is not None},
+    }
+
+
+def _loadtester(cfg: LoadConfig, raw: dict) -> dict:
+    coord = raw["coordinator_cpu"]
+    procs = [{"role": "coordinator" + (" + viewers" if cfg.procs <= 1 else ""), **coord}]
+    if cfg.procs > 1:
+        procs += [
+            {"role": f"viewers[{i}]", "cpu_s": g["cpu_s"], "wall_s": g["wall_s"]}
+            for i, g in enumerate(raw["groups"])
+        ]
+    for p in procs:
+        p["core_fraction"] = round(p["cpu_s"] / p["wall_s"], 3) if p["wall_s"] else 0.0
+    busy = [p["role"] for p in procs if p["core_fraction"] >= BUSY_CORE_FRACTION]
+    return {"processes": procs, "saturated": busy}
+
+
+def build_report(cfg: LoadConfig, raw: dict) -> dict:
+    groups, log = raw["groups"], raw["posts"]
+    audit = _merge_audit(groups)
+    live = summarize_us(_merge_arrays(groups, "lat_live_us"), (50, 90, 99))
+    resumed = summarize_us(_merge_arrays(groups, "lat_resumed_us"), (50, 90, 99))
+    phases = raw["phases"]
+    window = phases["posting_s"] + phases["drain_s"]
+    status = dict(sorted(log.status.items()))
+    posts = {
+        "attempted": sum(status.values()) + log.failed,
+        "accepted": log.accepted,
+        "rejected_4xx": sum(n for s, n in status.items() if 400 <= s < 500),
+        "rejected_5xx": sum(n for s, n in status.items() if s >= 500),
+        "failed": log.failed,
+        "by_status": {str(k): v for k, v in status.items()},
+        "accepted_per_s": round(log.accepted / phases["posting_s"], 1),
+        "latency": summarize_us(log.post_lat_us, (50, 99)),
+        "lateness": summarize_us(log.late_us, (50, 99)),
+        "reconnects": log.reconnects,
+        "errors": log.errors,
+    }
+    delivered = audit.get("received", 0)
+    ok = cfg.viewers == 0 or (
+        all(audit.get(k, 0) == 0 for k in (*AUDIT_KEYS, "seq_mismatch", "never_connected"))
+        and audit.get("viewers_failed", 0) == 0
+    )
+    return {
+        "config": {k: v for k, v in asdict(cfg).items() if k != "jwt_secret"},
+        "ok": ok,
+        "viewers_connected": raw["viewers_connected"],
+        "phases_s": {k: round(v, 3) for k, v in phases.items()},
+        "posts": posts,
+        "delivery_latency": live,
+        "delivery_latency_resumed": resumed,
+        "deliveries": delivered,
+        "deliveries_per_s": round(delivered / window, 1) if window else None,
+        "audit": audit,
+        "failed_viewers": [v for g in groups for v in g["failed_viewers"]][:20],
+        "server": _server(cfg, raw["server_samples"], delivered, log.accepted, window),
+        "loadtester": _loadtester(cfg, raw),
+    }
+
+
+def _ms(summary: dict, key: str) -> str:
+    value = summary.get(key)
+    return "-" if value is None else f"{value:.1f}"
+
+
+def format_table(rep: dict) -> str:
+    cfg, posts, audit = rep["config"], rep["posts"], rep["audit"]
+    lat, res = rep["delivery_latency"], rep["delivery_latency_resumed"]
+    mode = "closed loop" if cfg["closed_loop"] else f"{cfg['rate']:g}/s open loop"
+    rows = [
+        ("target", f"{cfg['target']} {cfg['addr'][0]}:{cfg['addr'][1]}  run {cfg['run_id']}"),
+        (
+            "load",
+            f"{cfg['viewers']} viewers x {cfg['videos']} videos, {cfg['posters']} "
+            f"posters, {mode}, {cfg['duration_s']:g} s, procs {cfg['procs']}",
+        ),
+        ("viewers connected", f"{rep['viewers_connected']}/{cfg['viewers']}"),
+        (
+            "posts",
+            f"accepted {posts['accepted']} ({posts['accepted_per_s']}/s)  4xx "
+            f"{posts['rejected_4xx']}  5xx {posts['rejected_5xx']}  failed {posts['failed']}",
+        ),
+        (
+            "POST latency ms",
+            f"p50 {_ms(posts['latency'], 'p50_ms')}  "
+            f"p99 {_ms(posts['latency'], 'p99_ms')}  max {_ms(posts['latency'], 'max_ms')}",
+        ),
+        (
+            "post lateness ms",
+            f"p50 {_ms(posts['lateness'], 'p50_ms')}  "
+            f"p99 {_ms(posts['lateness'], 'p99_ms')}  max {_ms(posts['lateness'], 'max_ms')}",
+        ),
+        (
+            "delivery latency ms",
+            f"p50 {_ms(lat, 'p50_ms')}  p90 {_ms(lat, 'p90_ms')}  "
+            f"p99 {_ms(lat, 'p99_ms')}  max {_ms(lat, 'max_ms')}  (n={lat['count']})",
+        ),
+    ]
+    if res["count"]:
+        rows.append(
+            (
+                "  after resume ms",
+                f"p50 {_ms(res, 'p50_ms')}  p99 {_ms(res, 'p99_ms')}"
+                f"  max {_ms(res, 'max_ms')}  (n={res['count']})",
+            )
+        )
+    rows.append(("deliveries", f"{rep['deliveries']} ({rep['deliveries_per_s']}/s)"))
+    rows.append(
+        (
+            "audit",
+            f"expected {audit.get('expected', 0)}  received "
+            f"{audit.get('received', 0)}  "
+            + "  ".join(f"{k} {audit.get(k, 0)}" for k in (*AUDIT_KEYS, "seq_mismatch")),
+        )
+    )
+    rows.append(
+        (
+            "viewers",
+            f"failed {audit.get('viewers_failed', 0)}  never connected "
+            f"{audit.get('never_connected', 0)}  late {audit.get('connected_late', 0)}  "
+            f"resumers {audit.get('resumers', 0)}  unexpected disconnects "
+            f"{audit.get('unexpected_disconnects', 0)}",
+        )
+    )
+    srv = rep["server"]
+    if srv:
+        rows.append(
+            (
+                "server CPU",
+                f"{srv['cpu_s']} s ({srv['cpu_core_fraction']} core)  "
+                f"{srv['cpu_us_per_delivery']} us/delivery  {srv['cpu_us_per_post']} us/post",
+            )
+        )
+        rows.append(
+            (
+                "server RSS KB",
+                f"idle {srv['rss_idle_kb']}  connected "
+                f"{srv['rss_connected_kb']}  end {srv['rss_end_kb']}  per connection "
+                f"{srv['kb_per_connection']}",
+            )
+        )
+    for p in rep["loadtester"]["processes"]:
+        rows.append(
+            (f"loadtest {p['role']}", f"{p['cpu_s']:.2f} s CPU, {p['core_fraction']:.2f} core")
+        )
+    width = max(len(name) for name, _ in rows)
+    lines = [f"{name.ljust(width)}  {value}" for name, value in rows]
+    for role in rep["loadtester"]["saturated"]:
+        lines.append(
+            f"WARNING: load tester process '{role}' used >= "
+            f"{BUSY_CORE_FRACTION:.0%} of a core: it, not the server, may be the "
+            "bottleneck; try --procs 2"
+        )
+    lines.append("RESULT: " + ("PASS" if rep["ok"] else "FAIL (see audit)"))
+    return "\n".join(lines)

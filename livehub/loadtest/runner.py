@@ -1,0 +1,106 @@
+"""The coordinator: viewer groups (in-process or ``--procs N``), phases, server cost.
+
+Phases: viewers ramp up -> all connected -> settle -> posting (resumers drop and come
+back meanwhile) -> drain (bounded) -> audit. /proc samples of the server PIDs are taken
+before viewers connect, after they connect, and around the posting + drain phase.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from typing import Any
+
+import trio
+
+from livehub.loadtest.config import LoadConfig
+from livehub.loadtest.control import Channel, PipeChannel, memory_channel_pair
+from livehub.loadtest.group import run_group
+from livehub.loadtest.poster import PostLog, run_posters
+from livehub.loadtest.procstat import Sample, sample, self_cpu_seconds
+
+PROC_JOIN_TIMEOUT_S = 10  # child processes get this long to exit after their result
+
+
+def _child_main(cfg: LoadConfig, shard: int, conn: Any) -> None:
+    """Entry point of a ``--procs`` child: one viewer group in its own trio run."""
+    trio.run(run_group, cfg, shard, cfg.procs, PipeChannel(conn))
+
+
+async def _start_groups(cfg: LoadConfig, nursery: trio.Nursery, procs: list) -> list[Channel]:
+    if cfg.procs <= 1:
+        ours, theirs = memory_channel_pair()
+        nursery.start_soon(run_group, cfg, 0, 1, theirs)
+        return [ours]
+    ctx = multiprocessing.get_context("spawn")  # never fork a process that runs trio
+    channels: list[Channel] = []
+    for shard in range(cfg.procs):
+        parent_end, child_end = ctx.Pipe()
+        proc = ctx.Process(target=_child_main, args=(cfg, shard, child_end), daemon=True)
+        proc.start()
+        procs.append(proc)
+        channels.append(PipeChannel(parent_end))
+    return channels
+
+
+def _stop_procs(procs: list, graceful: bool) -> None:
+    """Join our children; kill (by their own handle) any that outstay the timeout."""
+    deadline = time.monotonic() + (PROC_JOIN_TIMEOUT_S if graceful else 0)
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.kill()
+            proc.join(1)
+
+
+async def run_load(cfg: LoadConfig) -> dict:
+    """Run the whole test once; return the raw results for ``report.build_report``."""
+    pids = cfg.server_pids
+    out: dict[str, Any] = {"server": {}, "phases": {}}
+    server: dict[str, Sample | None] = {"idle": sample(pids)}
+    procs: list = []
+    results: list[dict] = []
+    try:
+        async with trio.open_nursery() as nursery:
+            channels = await _start_groups(cfg, nursery, procs)
+            t_ramp = time.monotonic()
+            connected = [await ch.recv() for ch in channels]
+            out["phases"]["connect_s"] = time.monotonic() - t_ramp
+            out["viewers_connected"] = sum(c[1] for c in connected)
+            server["connected"] = sample(pids)
+            await trio.sleep(cfg.settle_s)
+
+            drop_at = None
+            if cfg.resume_fraction > 0 and cfg.viewers:
+                drop_at = time.monotonic() + cfg.resume_at_s
+            for ch in channels:
+                await ch.send(("post_start", drop_at))
+            server["post_start"] = sample(pids)
+            cpu0, wall0 = self_cpu_seconds(), time.monotonic()
+            log = PostLog()
+            await run_posters(cfg, log)
+            out["phases"]["posting_s"] = time.monotonic() - wall0
+            server["post_end"] = sample(pids)
+            cpu_post = self_cpu_seconds() - cpu0
+
+            accepted = log.by_video()
+            drain_until = time.monotonic() + cfg.drain_s
+            t_drain = time.monotonic()
+            for ch in channels:
+                await ch.send(("drain", accepted, drain_until))
+            results = [(await ch.recv())[1] for ch in channels]
+            out["phases"]["drain_s"] = time.monotonic() - t_drain
+            server["drained"] = sample(pids)
+            out["coordinator_cpu"] = {
+                "cpu_s": self_cpu_seconds() - cpu0,
+                "wall_s": time.monotonic() - wall0,
+                "posting_cpu_s": cpu_post,
+            }
+    finally:
+        if procs:
+            with trio.CancelScope(shield=True):  # bounded by PROC_JOIN_TIMEOUT_S
+                await trio.to_thread.run_sync(_stop_procs, procs, bool(results))
+    out["server_samples"] = server
+    out["posts"] = log
+    out["groups"] = results
+    return out

@@ -1,0 +1,161 @@
+"""One SSE viewer: connect, read events, record what arrived; reconnect like EventSource.
+
+The hot path is ``Viewer._consume``: per read it takes the clock once, then for each
+event finds the message token and appends three ints to arrays. Nothing is decoded
+that the audit does not need.
+"""
+
+from __future__ import annotations
+
+import time
+from array import array
+
+import trio
+
+from livehub.loadtest.config import LoadConfig
+from livehub.loadtest.http1 import ChunkedDecoder, HttpProtocolError, build_request
+from livehub.loadtest.net import RECV_BYTES, PeerClosed, connect, read_head, send_all
+from livehub.loadtest.sse import SseParser, SseProtocolError, find_token, order_key, pack_key
+
+RECONNECT_DELAY_S = 0.2  # like EventSource's retry, short: we want to see gaps, not wait
+MAX_ERRORS_KEPT = 5  # per viewer, for the report
+COMMENT_EVENTS = (b"comment", b"message")  # livehub's type, and nchan's default type
+
+
+class ViewerCounters:
+    """Process-wide numbers shared by the viewers of one group (one owner: its trio run)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.connected = 0  # viewers that connected at least once
+        self.all_connected = trio.Event()
+        self.lat_live_us = array("q")  # post-to-receive latency, viewers that never dropped
+        self.lat_resumed_us = array("q")  # the same for viewers after they resumed
+        self.foreign = 0  # events that were not this run's messages
+
+
+class Viewer:
+    __slots__ = (
+        "_cfg",
+        "_counters",
+        "_lat",
+        "_scope",
+        "connected_ns",
+        "disconnects",
+        "dropping",
+        "errors",
+        "ids",
+        "index",
+        "keys",
+        "last_id",
+        "reconnects",
+        "resumer",
+        "video",
+    )
+
+    def __init__(self, cfg: LoadConfig, index: int, counters: ViewerCounters) -> None:
+        self._cfg = cfg
+        self._counters = counters
+        self._lat = counters.lat_live_us
+        self._scope: trio.CancelScope | None = None
+        self.index = index
+        self.video = index % cfg.videos
+        self.resumer = cfg.is_resumer(index)
+        self.keys = array("q")  # packed (poster, n) of each message, in arrival order
+        self.ids = array("q")  # orderable event ids, in arrival order
+        self.last_id: bytes | None = None
+        self.connected_ns = 0  # wall clock of the first successful connect
+        self.reconnects = 0
+        self.disconnects = 0  # connections that ended without us asking
+        self.dropping = False
+        self.errors: list[str] = []
+
+    def drop(self) -> None:
+        """Close the connection now; ``run`` waits the resume pause, then resumes."""
+        self.dropping = True
+        self._lat = self._counters.lat_resumed_us
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def run(self) -> None:
+        """Stay connected until cancelled (the group's nursery bounds it in time)."""
+        cfg = self._cfg
+        while True:
+            with trio.CancelScope() as scope:
+                self._scope = scope
+                try:
+                    await self._connect_and_read()
+                    self.disconnects += 1
+                except (OSError, PeerClosed, HttpProtocolError, SseProtocolError) as exc:
+                    self.disconnects += 1
+                    self._note(repr(exc))
+                except trio.TooSlowError:
+                    self.disconnects += 1
+                    self._note("connect timeout")
+            self._scope = None
+            if self.dropping:
+                await trio.sleep(cfg.resume_pause_s)
+                self.dropping = False
+            else:
+                await trio.sleep(RECONNECT_DELAY_S)
+            self.reconnects += 1
+
+    def _note(self, text: str) -> None:
+        if len(self.errors) < MAX_ERRORS_KEPT:
+            self.errors.append(text)
+
+    async def _connect_and_read(self) -> None:
+        cfg = self._cfg
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+        if self.last_id is not None:
+            headers["Last-Event-ID"] = self.last_id.decode("latin-1")
+        request = build_request("GET", cfg.video_path(self.video) + "/stream", cfg.host, headers)
+        sock = await connect(cfg.family, cfg.addr, cfg.connect_timeout_s)
+        try:
+            with trio.fail_after(cfg.connect_timeout_s):
+                await send_all(sock, request)
+                head, rest = await read_head(sock)
+            if head.status != 200:
+                raise HttpProtocolError(f"stream status {head.status}")
+            if not self.connected_ns:
+                self.connected_ns = time.time_ns()
+                self._counters.connected += 1
+                if self._counters.connected == self._counters.total:
+                    self._counters.all_connected.set()
+            decoder = ChunkedDecoder() if head.chunked else None
+            parser = SseParser()
+            if rest:
+                self._consume(decoder.feed(rest) if decoder else rest, parser)
+            while True:
+                data = await sock.recv(RECV_BYTES)
+                if not data:
+                    return
+                if decoder is not None:
+                    data = decoder.feed(data)
+                    if decoder.done:
+                        return
+                self._consume(data, parser)
+        finally:
+            sock.close()
+
+    def _consume(self, data: bytes, parser: SseParser) -> None:
+        events = parser.feed(data)
+        if not events:
+            return
+        now_us = time.time_ns() // 1000
+        marker = self._cfg.marker
+        keys, ids, lat = self.keys, self.ids, self._lat
+        for ev in events:
+            if ev.event not in COMMENT_EVENTS:
+                continue
+            if ev.id is not None:
+                self.last_id = ev.id
+            token = find_token(ev.data, marker)
+            if token is None:
+                self._counters.foreign += 1
+                continue
+            keys.append(pack_key(token.poster, token.n))
+            key = order_key(ev.id)
+            if key is not None:
+                ids.append(key)
+            lat.append(now_us - token.send_ns // 1000)
