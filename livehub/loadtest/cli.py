@@ -155,6 +155,12 @@ async def _main(cfg: LoadConfig, deadline: float) -> dict | None:
             path = cfg.video_path(0) + "-probe/stream"
             target = await detect_target(cfg.family, cfg.addr, cfg.host, path)
             cfg = LoadConfig(**{**cfg.__dict__, "target": target})
+        if cfg.jwt_secret is None and cfg.target == "livehub":
+            print(
+                "loadtest: no JWT secret (--jwt-secret, --jwt-secret-file, "
+                "LIVEHUB_JWT_SECRET): posts go without a token",
+                file=sys.stderr,
+            )
         return build_report(cfg, await run_load(cfg))
     return None
 
@@ -169,11 +175,6 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return 2 if exc.code else 0
     raise_nofile_limit()
-    if cfg.jwt_secret is None and cfg.target != "nchan":
-        print(
-            "loadtest: no JWT secret (--jwt-secret/--jwt-secret-file): posts go without a token",
-            file=sys.stderr,
-        )
     report = trio.run(_main, cfg, _deadline(cfg, args.deadline))
     if report is None:
         print("loadtest: hard deadline reached, run cut short", file=sys.stderr)
