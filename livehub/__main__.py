@@ -1,0 +1,160 @@
+"""``python -m livehub`` / ``livehub``: serve, migrate, token, loadtest."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from .config import Settings, SettingsError
+from .pgcluster import Cluster, PostgresNotFound
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_HYPERCORN_TOML = ROOT / "hypercorn.toml"
+
+
+def _secret_file(settings: Settings) -> Path:
+    return Path(settings.data_dir) / "jwt-secret"
+
+
+def embedded_secret(settings: Settings) -> str:
+    """The generated secret kept beside the embedded database (created on first use)."""
+    path = _secret_file(settings)
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+    return secret
+
+
+@contextlib.contextmanager
+def database_env(settings: Settings) -> Iterator[Settings]:
+    """Settings with a database and a secret: the configured ones, or the embedded
+    cluster under ``data_dir`` (started here, stopped on exit). Exported to the
+    environment so Hypercorn's worker processes see the same."""
+    cluster = None
+    if not settings.database_url:
+        cluster = Cluster(Path(settings.data_dir) / "pgdata", durable=True)
+        fresh = not cluster.initialized()
+        verb = "creating" if fresh else "starting"
+        print(f"livehub: {verb} embedded Postgres in {cluster.datadir}", file=sys.stderr)
+        cluster.stop()  # a previous run killed hard may have left it running
+        cluster.start()
+        settings = settings.replace(database_url=cluster.dsn())
+    if not settings.jwt_secret:
+        if cluster is None:
+            raise SettingsError("LIVEHUB_JWT_SECRET must be set when LIVEHUB_DATABASE_URL is")
+        settings = settings.replace(jwt_secret=embedded_secret(settings))
+    os.environ["LIVEHUB_DATABASE_URL"] = settings.database_url
+    os.environ["LIVEHUB_JWT_SECRET"] = settings.jwt_secret
+    try:
+        yield settings
+    finally:
+        if cluster is not None:
+            print("livehub: stopping embedded Postgres", file=sys.stderr)
+            cluster.stop()
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from hypercorn.config import Config
+    from hypercorn.run import run
+
+    config = Config.from_toml(args.config) if args.config else Config()
+    config.application_path = "livehub.asgi:app"
+    config.worker_class = "trio"
+    if args.bind:
+        config.bind = [args.bind]
+    if args.workers is not None:
+        config.workers = args.workers
+    if args.no_migrate:
+        os.environ["LIVEHUB_MIGRATE_ON_START"] = "0"
+    with database_env(settings) as s:
+        if args.no_migrate:
+            s = s.replace(migrate_on_start=False)
+        print(
+            f"livehub: serving on http://{config.bind[0]} with {config.workers} worker(s)",
+            file=sys.stderr,
+        )
+        return run(config)
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    import trio
+
+    from .migrate import migrate
+    from .pg import open_database
+
+    async def main(dsn: str) -> list[str]:
+        async with open_database(dsn, max_size=1) as db:
+            return await migrate(db)
+
+    with database_env(settings) as s:
+        applied = trio.run(main, s.database_url)
+    print("applied: " + ", ".join(applied) if applied else "nothing to apply")
+    return 0
+
+
+def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+    from .auth import mint
+
+    secret = settings.jwt_secret
+    if not secret:
+        path = _secret_file(settings)
+        if not path.exists():
+            print(
+                "no LIVEHUB_JWT_SECRET and no embedded secret yet (run `livehub serve` once)",
+                file=sys.stderr,
+            )
+            return 2
+        secret = path.read_text().strip()
+    print(mint(args.user, secret, args.ttl))
+    return 0
+
+
+def cmd_loadtest(argv: list[str]) -> int:
+    from .loadtest.cli import main
+
+    return main(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["loadtest"]:
+        return cmd_loadtest(argv[1:])
+    parser = argparse.ArgumentParser(prog="livehub", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="run the server (Hypercorn, trio worker)")
+    p.add_argument("--bind", help="HOST:PORT, overrides the config file")
+    p.add_argument("--workers", type=int, help="worker processes, overrides the config file")
+    p.add_argument(
+        "--config",
+        default=str(DEFAULT_HYPERCORN_TOML) if DEFAULT_HYPERCORN_TOML.exists() else None,
+        help="Hypercorn TOML file (default: hypercorn.toml of the project)",
+    )
+    p.add_argument("--no-migrate", action="store_true", help="do not apply migrations at start")
+    sub.add_parser("migrate", help="apply pending migrations and exit")
+    p = sub.add_parser("token", help="print an HS256 token for local testing")
+    p.add_argument("--user", required=True)
+    p.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
+    sub.add_parser("loadtest", help="drive a running server (see `livehub loadtest --help`)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        settings = Settings.from_env()
+        handler = {"serve": cmd_serve, "migrate": cmd_migrate, "token": cmd_token}
+        return handler[args.command](args, settings)
+    except (SettingsError, PostgresNotFound) as exc:
+        print(f"livehub: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Frozen messages of a VideoActor's mailbox, and the one-shot reply slot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import trio
+
+from ..model import Comment, Draft
+from .subscriber import Subscription
+
+T = TypeVar("T")
+
+
+class Reply(Generic[T]):
+    """A one-shot answer from an actor to the task that asked (a tiny future)."""
+
+    __slots__ = ("_done", "_error", "_value")
+
+    def __init__(self) -> None:
+        self._done = trio.Event()
+        self._value: T | None = None
+        self._error: BaseException | None = None
+
+    def set(self, value: T) -> None:
+        if not self._done.is_set():
+            self._value = value
+            self._done.set()
+
+    def fail(self, error: BaseException) -> None:
+        if not self._done.is_set():
+            self._error = error
+            self._done.set()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    async def wait(self) -> T:
+        await self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, eq=False)
+class Post:
+    draft: Draft
+    reply: Reply[Comment] = field(default_factory=Reply)
+
+
+@dataclass(frozen=True)
+class Subscribed:
+    """The answer to Subscribe: frames to send first, then live frames from ``sub``.
+
+    ``replay`` holds comments after the requested seq that the ring still had;
+    ``store_gap`` is ``(after, until)`` when seqs in that range must first be read from
+    Postgres (the ring no longer reaches back that far).
+    """
+
+    sub: Subscription
+    replay: list[Comment]
+    store_gap: tuple[int, int] | None
+    last_delivered: int
+
+
+@dataclass(frozen=True, eq=False)
+class Subscribe:
+    after: int | None  # resume after this seq; None: a new viewer
+    backlog: int  # new viewers: this many recent comments first
+    reply: Reply[Subscribed] = field(default_factory=Reply)
+
+
+@dataclass(frozen=True, eq=False)
+class Unsubscribe:
+    sub: Subscription
+
+
+@dataclass(frozen=True)
+class Committed:
+    """Comments this node just committed (already in seq order)."""
+
+    comments: list[Comment]
+
+
+@dataclass(frozen=True)
+class Notified:
+    """A wake-up from another node: seqs ``first..last`` exist; comments inline or None."""
+
+    first: int
+    last: int
+    comments: list[Comment] | None
+
+
+@dataclass(frozen=True)
+class Resync:
+    """Check the store for anything not yet delivered (bus reconnect, periodic check).
+
+    ``head`` is the counter value when the caller already read it.
+    """
+
+    head: int | None = None
+
+
+Message = Subscribe | Unsubscribe | Committed | Notified | Resync

@@ -1,0 +1,251 @@
+"""The registry: get-or-spawn one VideoActor per live video, in one nursery.
+
+It restarts an actor that crashes (its viewers resubscribe gaplessly), retires one
+that has been idle with no viewers, routes bus wake-ups, and runs the periodic
+counter check that catches a wake-up that never came.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NoReturn
+
+import trio
+
+from ..config import Settings
+from ..errors import Overloaded, StoreUnavailable
+from ..model import Comment, Draft
+from .messages import Message, Notified, Post, Resync, Subscribe, Subscribed, Unsubscribe
+from .subscriber import Subscription
+from .video import VideoActor
+
+log = logging.getLogger("livehub.registry")
+
+MAX_QUICK_RESTARTS = 5  # an actor crashing more often than this is failing, not flaky
+POST_QUEUE_SIZE = 4096  # posts waiting for the next transaction of one video
+
+
+class _Handle:
+    def __init__(self, video_id: str, inbox_size: int) -> None:
+        self.video_id = video_id
+        self.inbox_send, self.inbox = trio.open_memory_channel[Message](inbox_size)
+        self.posts_send, self.posts = trio.open_memory_channel[Post](POST_QUEUE_SIZE)
+        self.actor: VideoActor | None = None
+        self.restarts = 0
+
+    def quiet(self) -> bool:
+        inbox = self.inbox_send.statistics()
+        posts = self.posts_send.statistics()
+        return (
+            inbox.current_buffer_used == 0
+            and inbox.tasks_waiting_send == 0
+            and posts.current_buffer_used == 0
+            and posts.tasks_waiting_send == 0
+            and posts.tasks_waiting_receive > 0  # the batcher waits: nothing in flight
+        )
+
+
+@dataclass(frozen=True)
+class RegistryStatistics:
+    actors: int
+    viewers: int
+    restarts: int
+
+
+class Bus:
+    """What the registry needs from the bus (see ``livehub/bus.py``)."""
+
+    async def listen(self, video_id: str) -> None: ...
+    def unlisten(self, video_id: str) -> None: ...
+    def committed(self, video_id: str, comments: list[Comment]) -> None: ...
+
+
+class Registry:
+    def __init__(
+        self, store, settings: Settings, bus: Bus, on_delivered: Callable | None = None
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._bus = bus
+        self._on_delivered = on_delivered
+        self._handles: dict[str, _Handle] = {}
+        self._viewers = 0
+        self._restarts = 0
+        self._nursery: trio.Nursery | None = None
+
+    # -- lifecycle --
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> NoReturn:
+        """Own every actor; check live videos' counters every resync interval."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started(self)
+            while True:
+                await trio.sleep(self._settings.resync_interval_seconds)
+                await self._check_heads()
+
+    async def _check_heads(self) -> None:
+        videos = list(self._handles)
+        if not videos:
+            return
+        try:
+            heads = await self._store.heads(videos)
+        except StoreUnavailable:
+            return
+        for video_id, head in heads.items():
+            handle = self._handles.get(video_id)
+            actor = handle.actor if handle else None
+            if actor is not None and head > actor.statistics().last_delivered:
+                self._send_nowait(handle, Resync(head))
+
+    def resync_all(self) -> None:
+        """The bus reconnected: wake-ups may have been lost; every actor reads the store."""
+        for handle in list(self._handles.values()):
+            self._send_nowait(handle, Resync())
+
+    def _get(self, video_id: str) -> _Handle:
+        handle = self._handles.get(video_id)
+        if handle is None:
+            if self._nursery is None:
+                raise StoreUnavailable("the server is not started")
+            handle = _Handle(video_id, self._settings.inbox_size)
+            self._handles[video_id] = handle
+            self._nursery.start_soon(self._supervise, handle, name=f"actor:{video_id}")
+        return handle
+
+    async def _supervise(self, handle: _Handle) -> None:
+        video_id = handle.video_id
+        try:
+            await self._bus.listen(video_id)
+            while True:
+                actor = VideoActor(
+                    video_id,
+                    self._store,
+                    self._settings,
+                    handle.inbox,
+                    handle.inbox_send,
+                    handle.posts,
+                    self,
+                )
+                handle.actor = actor
+                try:
+                    await actor.run()
+                    return  # retired
+                except StoreUnavailable as exc:
+                    log.warning("video %s: actor cannot start: %s", video_id, exc.message)
+                    return
+                except Exception:
+                    handle.restarts += 1
+                    self._restarts += 1
+                    log.exception("video %s: actor crashed; restarting", video_id)
+                    if handle.restarts > MAX_QUICK_RESTARTS:
+                        return
+                    await trio.sleep(0.01 * handle.restarts)
+        finally:
+            if self._handles.get(video_id) is handle:
+                del self._handles[video_id]
+            self._bus.unlisten(video_id)
+            _fail_queued(handle)
+
+    # -- NodeHooks for actors --
+    def coalesce_interval(self) -> float:
+        if self._viewers == 0:
+            return 0.0
+        return min(
+            self._settings.coalesce_max_seconds,
+            self._viewers / self._settings.write_budget_per_second,
+        )
+
+    def viewers_changed(self, delta: int) -> None:
+        self._viewers += delta
+
+    def committed(self, video_id: str, comments: list[Comment]) -> None:
+        self._bus.committed(video_id, comments)
+
+    def delivered(self, video_id: str, comments: list[Comment], viewers: int) -> None:
+        if self._on_delivered is not None:
+            self._on_delivered(video_id, comments, viewers)
+
+    def may_retire(self, video_id: str, actor: VideoActor) -> bool:
+        handle = self._handles.get(video_id)
+        if handle is None or handle.actor is not actor or not handle.quiet():
+            return False
+        del self._handles[video_id]
+        return True
+
+    # -- the API handlers use --
+    async def post(self, video_id: str, draft: Draft) -> Comment:
+        """Store ``draft`` through the video's batcher; returns it after commit.
+
+        Raises:
+            StoreUnavailable: Postgres failed or the actor could not start.
+            Overloaded: the video's post queue stayed full.
+        """
+        post = Post(draft)
+        handle = self._get(video_id)
+        try:
+            try:
+                handle.posts_send.send_nowait(post)
+            except trio.WouldBlock:
+                # Backpressure, bounded: a send cancelled by the timeout queued nothing.
+                with trio.fail_after(self._settings.db_command_timeout_seconds):
+                    await handle.posts_send.send(post)
+        except trio.TooSlowError:
+            raise Overloaded("too many posts queued for this video") from None
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise StoreUnavailable("the video is restarting; retry") from None
+        return await post.reply.wait()
+
+    async def subscribe(self, video_id: str, after: int | None, backlog: int) -> Subscribed:
+        msg = Subscribe(after, backlog)
+        handle = self._get(video_id)
+        try:
+            await handle.inbox_send.send(msg)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise StoreUnavailable("the video is restarting; retry") from None
+        return await msg.reply.wait()
+
+    def unsubscribe_nowait(self, video_id: str, sub: Subscription) -> None:
+        sub.cancel()
+        handle = self._handles.get(video_id)
+        if handle is not None:
+            self._send_nowait(handle, Unsubscribe(sub))
+
+    def notify_nowait(self, video_id: str, msg: Notified) -> None:
+        """Route a bus wake-up; dropped when nobody here watches the video."""
+        handle = self._handles.get(video_id)
+        if handle is not None:
+            self._send_nowait(handle, msg)
+
+    def _send_nowait(self, handle: _Handle, msg: Message) -> None:
+        try:
+            handle.inbox_send.send_nowait(msg)
+        except trio.WouldBlock:
+            if handle.actor is not None and not isinstance(msg, Unsubscribe):
+                handle.actor.request_resync_nowait()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    def actor(self, video_id: str) -> VideoActor | None:
+        handle = self._handles.get(video_id)
+        return handle.actor if handle else None
+
+    def statistics(self) -> RegistryStatistics:
+        return RegistryStatistics(len(self._handles), self._viewers, self._restarts)
+
+
+def _fail_queued(handle: _Handle) -> None:
+    """Answer whatever still waits in a dead actor's queues, so no request hangs."""
+    error = StoreUnavailable("the video's actor stopped; retry")
+    for channel in (handle.posts, handle.inbox):
+        while True:
+            try:
+                msg = channel.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
+            reply = getattr(msg, "reply", None)
+            if reply is not None:
+                reply.fail(error)
+    handle.posts_send.close()
+    handle.inbox_send.close()

@@ -1,0 +1,131 @@
+"""Subscription: what a VideoActor hands a viewer. Bounded; the actor never waits on it.
+
+The actor pushes frames with :meth:`Subscription.push_nowait`; the viewer's task
+takes everything queued at once with :meth:`Subscription.receive_batch`. When the
+viewer falls behind by more than ``max_frames`` the queue is dropped and the viewer
+is told :class:`Lagged`: it then catches up from Postgres from the last seq it sent.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import trio
+
+from ..model import Comment
+from ..sse import encode_comments
+
+
+class Lagged(Exception):
+    """The viewer fell behind and its queued frames were dropped; catch up from the store."""
+
+
+class Resubscribe(Exception):
+    """The actor went away (crash, retirement, shutdown); subscribe again from last seq."""
+
+
+class Frame:
+    """A contiguous run of comments delivered together; each encoding is made once
+    and shared by every subscriber."""
+
+    __slots__ = ("_json", "_sse", "comments")
+
+    def __init__(self, comments: list[Comment]) -> None:
+        self.comments = comments
+        self._sse: bytes | None = None
+        self._json: list[str] | None = None
+
+    @property
+    def first(self) -> int:
+        return self.comments[0].seq
+
+    @property
+    def last(self) -> int:
+        return self.comments[-1].seq
+
+    def sse(self) -> bytes:
+        if self._sse is None:
+            self._sse = encode_comments(self.comments)
+        return self._sse
+
+    def json_messages(self) -> list[str]:
+        if self._json is None:
+            self._json = [c.to_json() for c in self.comments]
+        return self._json
+
+
+@dataclass(frozen=True)
+class SubscriptionStatistics:
+    frames_queued: int
+    lagged_count: int
+    closed: bool
+
+
+class Subscription:
+    """A bounded frame queue between one actor (producer) and one viewer (consumer)."""
+
+    def __init__(self, max_frames: int) -> None:
+        self._frames: deque[Frame] = deque()
+        self._max_frames = max(1, max_frames)
+        self._wakeup = trio.Event()
+        self._lagged = False
+        self._closed = False
+        self._cancelled = False
+        self.lagged_count = 0
+
+    # -- actor side (synchronous, never blocks) --
+    def push_nowait(self, frame: Frame) -> bool:
+        """Queue ``frame``; returns False when it overflowed and the queue was dropped."""
+        if self._closed or self._cancelled:
+            return False
+        if len(self._frames) >= self._max_frames:
+            self._frames.clear()
+            if not self._lagged:
+                self._lagged = True
+                self.lagged_count += 1
+            self._wakeup.set()
+            return False
+        if not self._lagged:
+            self._frames.append(frame)
+        self._wakeup.set()
+        return True
+
+    def close(self) -> None:
+        """The actor is gone: the viewer gets :class:`Resubscribe` once queued frames are read."""
+        self._closed = True
+        self._wakeup.set()
+
+    # -- viewer side --
+    def cancel(self) -> None:
+        """The viewer left; the actor drops this subscription at its next look."""
+        self._cancelled = True
+        self._frames.clear()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    async def receive_batch(self) -> list[Frame]:
+        """Everything queued, waiting until there is something.
+
+        Raises:
+            Lagged: frames were dropped; the flag is cleared, so frames pushed from now
+                on are queued again (catch up from the store, then de-duplicate).
+            Resubscribe: the actor closed this subscription and nothing is left.
+        """
+        while True:
+            if self._lagged:
+                self._lagged = False
+                raise Lagged()
+            if self._frames:
+                frames = list(self._frames)
+                self._frames.clear()
+                return frames
+            if self._closed:
+                raise Resubscribe()
+            self._wakeup = trio.Event()
+            await self._wakeup.wait()
+
+    def statistics(self) -> SubscriptionStatistics:
+        return SubscriptionStatistics(len(self._frames), self.lagged_count, self._closed)

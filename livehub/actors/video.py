@@ -1,0 +1,245 @@
+"""VideoActor: the single owner of one video's subscribers, ring and delivery position.
+
+Everything reaches it through its inbox. It delivers only the next contiguous seq:
+a batch that starts past ``last_delivered + 1`` makes it read the missing range from
+Postgres first; a batch at or below ``last_delivered`` is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import trio
+
+from ..config import Settings
+from ..errors import StoreUnavailable
+from ..model import Comment
+from ..recovery import plan_resume
+from .batcher import serve_batcher
+from .messages import Committed, Message, Notified, Post, Resync, Subscribe, Subscribed, Unsubscribe
+from .ring import Ring
+from .subscriber import Frame, Subscription
+
+log = logging.getLogger("livehub.actor")
+
+
+class Store(Protocol):
+    async def insert(self, video_id: str, drafts: list) -> list[Comment]: ...
+    async def history(self, video_id: str, before: int | None, limit: int) -> list[Comment]: ...
+    async def read_range(
+        self, video_id: str, after: int, until: int | None = None, limit: int = 1000
+    ) -> list[Comment]: ...
+
+
+class NodeHooks(Protocol):
+    """What an actor needs from its node: load, wake-ups, retirement, metrics."""
+
+    def coalesce_interval(self) -> float: ...
+    def viewers_changed(self, delta: int) -> None: ...
+    def committed(self, video_id: str, comments: list[Comment]) -> None: ...
+    def delivered(self, video_id: str, comments: list[Comment], viewers: int) -> None: ...
+    def may_retire(self, video_id: str, actor: VideoActor) -> bool: ...
+
+
+@dataclass(frozen=True)
+class ActorStatistics:
+    video_id: str
+    subscribers: int
+    last_delivered: int
+    ring_size: int
+    lagged_drops: int
+    gap_reads: int
+
+
+class VideoActor:
+    def __init__(
+        self,
+        video_id: str,
+        store: Store,
+        settings: Settings,
+        inbox: trio.MemoryReceiveChannel[Message],
+        inbox_send: trio.MemorySendChannel[Message],
+        posts: trio.MemoryReceiveChannel[Post],
+        hooks: NodeHooks,
+        clock: Callable[[], float] = trio.current_time,
+    ) -> None:
+        self.video_id = video_id
+        self._store = store
+        self._settings = settings
+        self._inbox = inbox
+        self._inbox_send = inbox_send
+        self._posts = posts
+        self._hooks = hooks
+        self._clock = clock
+        self._subs: set[Subscription] = set()
+        self._ring = Ring(settings.ring_size)
+        self._last_delivered = 0
+        self._pending: list[Comment] = []  # delivered to the ring, not yet flushed
+        self._last_flush = -1e9
+        self._last_activity = 0.0
+        self._lagged_drops = 0
+        self._gap_reads = 0
+        self._needs_resync = False
+
+    def statistics(self) -> ActorStatistics:
+        return ActorStatistics(
+            self.video_id,
+            len(self._subs),
+            self._last_delivered,
+            len(self._ring),
+            self._lagged_drops,
+            self._gap_reads,
+        )
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Load the recent past, then serve the inbox until retired or cancelled.
+
+        Error handling: a store failure at start fails the queued requests and
+        returns; any other exception propagates to the registry, which restarts
+        the actor. Either way every subscription is closed, so its viewer
+        re-subscribes from the last seq it sent and misses nothing.
+        """
+        try:
+            recent = await self._store.history(self.video_id, None, self._settings.ring_size)
+            recent.reverse()
+            self._ring.extend(recent)
+            self._last_delivered = recent[-1].seq if recent else 0
+            self._last_activity = self._clock()
+            task_status.started(self)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(
+                    serve_batcher,
+                    self.video_id,
+                    self._store,
+                    self._posts,
+                    self._inbox_send,
+                    self._settings.batch_max,
+                    self._hooks.committed,
+                )
+                await self._serve_inbox()
+                nursery.cancel_scope.cancel()
+        finally:
+            for sub in self._subs:
+                sub.close()
+            self._hooks.viewers_changed(-len(self._subs))
+            self._subs.clear()
+
+    async def _serve_inbox(self) -> None:
+        idle_seconds = self._settings.actor_idle_seconds
+        while True:
+            if self._pending:
+                deadline = self._last_flush + self._hooks.coalesce_interval()
+            else:
+                deadline = self._last_activity + idle_seconds
+            msg = None
+            with trio.move_on_at(deadline):
+                msg = await self._inbox.receive()
+            now = self._clock()
+            if msg is not None:
+                self._last_activity = now
+                await self._handle(msg)
+                if self._needs_resync:
+                    self._needs_resync = False
+                    await self._advance_from_store(None)
+            if self._pending and now >= self._last_flush + self._hooks.coalesce_interval():
+                self._flush(now)
+            elif (
+                msg is None
+                and not self._pending
+                and not self._subs
+                and now >= self._last_activity + idle_seconds
+                and self._hooks.may_retire(self.video_id, self)
+            ):
+                return
+
+    async def _handle(self, msg: Message) -> None:
+        if isinstance(msg, Committed):
+            await self._advance(msg.comments[0].seq, msg.comments[-1].seq, msg.comments)
+        elif isinstance(msg, Notified):
+            await self._advance(msg.first, msg.last, msg.comments)
+        elif isinstance(msg, Subscribe):
+            self._subscribe(msg)
+        elif isinstance(msg, Unsubscribe):
+            if msg.sub in self._subs:
+                self._subs.discard(msg.sub)
+                self._hooks.viewers_changed(-1)
+        elif isinstance(msg, Resync):
+            if msg.head is None or msg.head > self._last_delivered:
+                await self._advance_from_store(msg.head)
+        else:  # pragma: no cover - a programming error, let the registry restart us
+            raise TypeError(f"unknown message {msg!r}")
+
+    def _subscribe(self, msg: Subscribe) -> None:
+        # Flush first, so the replay plan and the live frames meet exactly.
+        if self._pending:
+            self._flush(self._clock())
+        plan = plan_resume(msg.after, msg.backlog, self._last_delivered, self._ring)
+        sub = Subscription(self._settings.subscriber_queue_frames)
+        self._subs.add(sub)
+        self._hooks.viewers_changed(1)
+        msg.reply.set(Subscribed(sub, plan.replay, plan.store_gap, self._last_delivered))
+
+    async def _advance(self, first: int, last: int, comments: list[Comment] | None) -> None:
+        """Deliver seqs up to ``last``, reading from the store what we lack."""
+        if last <= self._last_delivered:
+            return
+        if comments and first <= self._last_delivered + 1:
+            skip = self._last_delivered + 1 - first
+            self._deliver(comments[skip:])
+        else:
+            await self._advance_from_store(last)
+
+    async def _advance_from_store(self, until: int | None) -> None:
+        self._gap_reads += 1
+        try:
+            while until is None or self._last_delivered < until:
+                rows = await self._store.read_range(
+                    self.video_id, self._last_delivered, until, limit=1000
+                )
+                if not rows:
+                    break
+                if not self._deliver(rows):
+                    break
+        except StoreUnavailable as exc:
+            # The periodic resync (or the next wake-up) retries from last_delivered.
+            log.warning("video %s: gap read failed: %s", self.video_id, exc.message)
+
+    def _deliver(self, comments: list[Comment]) -> bool:
+        """Append the contiguous prefix of ``comments``; False if none fitted."""
+        expected = self._last_delivered + 1
+        n = 0
+        for c in comments:
+            if c.seq != expected + n:
+                break
+            n += 1
+        if n == 0:
+            return False
+        fresh = comments[:n]
+        self._ring.extend(fresh)
+        self._pending.extend(fresh)
+        self._last_delivered = fresh[-1].seq
+        return True
+
+    def _flush(self, now: float) -> None:
+        frame = Frame(self._pending)
+        self._pending = []
+        self._last_flush = now
+        gone = []
+        for sub in self._subs:
+            if not sub.push_nowait(frame):
+                if sub.cancelled:
+                    gone.append(sub)
+                else:
+                    self._lagged_drops += 1
+        for sub in gone:
+            self._subs.discard(sub)
+        if gone:
+            self._hooks.viewers_changed(-len(gone))
+        self._hooks.delivered(self.video_id, frame.comments, len(self._subs))
+
+    def request_resync_nowait(self) -> None:
+        """A wake-up for this video was dropped (inbox full): resync after the next message."""
+        self._needs_resync = True

@@ -1,0 +1,50 @@
+"""Bearer tokens: HS256 JWTs whose ``sub`` is the user id."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+
+from .errors import Unauthorized
+
+ALGORITHM = "HS256"
+MAX_USER_ID_CHARS = 128
+
+
+def user_from_header(header: str | None, secret: str) -> str:
+    """The user id of an ``Authorization: Bearer <JWT>`` header.
+
+    Raises:
+        Unauthorized: header missing or not Bearer, token malformed, wrongly signed,
+            expired, or without a usable ``sub``.
+    """
+    if not header:
+        raise Unauthorized("missing Authorization: Bearer <token> header")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Authorization header must be 'Bearer <token>'")
+    return verify(token.strip(), secret)
+
+
+def verify(token: str, secret: str) -> str:
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp"]}
+        )
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("token has expired") from None
+    except jwt.InvalidTokenError as exc:
+        raise Unauthorized(f"invalid token: {exc}") from None
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub.strip() or len(sub) > MAX_USER_ID_CHARS:
+        raise Unauthorized("token subject must be a non-empty string of at most 128 characters")
+    return sub
+
+
+def mint(user: str, secret: str, ttl_seconds: int = 3600, now: float | None = None) -> str:
+    """An HS256 token for ``user`` valid ``ttl_seconds`` (local testing, dev page)."""
+    issued = int(time.time() if now is None else now)
+    return jwt.encode(
+        {"sub": user, "iat": issued, "exp": issued + ttl_seconds}, secret, algorithm=ALGORITHM
+    )

@@ -1,0 +1,105 @@
+"""Settings: one frozen value, read from the environment once.
+
+Every field is named with its unit. ``Settings.from_env()`` is the only reader of
+``LIVEHUB_*`` variables; everything else receives a ``Settings``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+ENV_PREFIX = "LIVEHUB_"
+
+
+class SettingsError(ValueError):
+    """An environment variable could not be parsed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where comments live. Empty: `livehub serve` starts the embedded cluster.
+    database_url: str = ""
+    # HS256 secret for bearer tokens. Empty: generated beside the embedded cluster.
+    jwt_secret: str = ""
+    # Directory holding the embedded cluster (pgdata/) and its generated secret.
+    data_dir: str = ".livehub"
+    # Apply pending migrations when the server starts.
+    migrate_on_start: bool = True
+    # asyncpg pool size per worker process (multiply by workers for Postgres).
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+    # A query that takes longer fails with 503 instead of hanging the request.
+    db_command_timeout_seconds: float = 5.0
+    # How long /readyz waits for Postgres.
+    ready_timeout_seconds: float = 2.0
+
+    # Input limits.
+    max_body_bytes: int = 16 * 1024
+    max_message_chars: int = 2000
+    page_size_default: int = 50
+    page_size_max: int = 500
+
+    # Live delivery.
+    ring_size: int = 1000
+    backlog_max: int = 1000
+    subscriber_queue_frames: int = 256
+    heartbeat_seconds: float = 15.0
+    sse_retry_ms: int = 1000
+    stall_timeout_seconds: float = 60.0
+    actor_idle_seconds: float = 30.0
+    inbox_size: int = 4096
+    # Group commit: posts per transaction at most; 1 disables batching (baseline).
+    batch_max: int = 500
+    # Bus.
+    notify_channels: int = 64
+    notify_batch_seconds: float = 0.002
+    notify_inline_max_bytes: int = 7500
+    resync_interval_seconds: float = 2.0
+    # Adaptive write coalescing: writes/s budget of one node before delays grow.
+    write_budget_per_second: float = 6000.0
+    coalesce_max_seconds: float = 0.1
+
+    # Dev-only token endpoint for the viewer page.
+    dev_tokens: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Build settings from ``LIVEHUB_<FIELD>`` variables, then ``overrides``.
+
+        Raises:
+            SettingsError: a variable does not parse as its field's type.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            raw = env.get(ENV_PREFIX + field.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[field.name] = _parse(field.name, field.type, raw)
+        values.update(overrides)
+        return cls(**values)
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _parse(name: str, type_name: object, raw: str) -> object:
+    kind = str(type_name)
+    try:
+        if kind == "bool":
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError:
+        raise SettingsError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind}") from None
+    return raw

@@ -1,0 +1,73 @@
+"""Domain errors. ``livehub/http/errors.py`` is the one table mapping them to HTTP."""
+
+from __future__ import annotations
+
+
+class LivehubError(Exception):
+    """Base of every error a client can be told about."""
+
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(LivehubError):
+    """Malformed input: bad id, bad number, bad JSON."""
+
+    code = "bad_request"
+
+    def __init__(self, message: str, code: str = "bad_request") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class InvalidComment(LivehubError):
+    """Well-formed JSON whose content is not an acceptable comment."""
+
+    code = "invalid_comment"
+
+    def __init__(self, message: str, code: str = "invalid_comment") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Unauthorized(LivehubError):
+    code = "unauthorized"
+
+
+class PayloadTooLarge(LivehubError):
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(LivehubError):
+    code = "unsupported_media_type"
+
+
+class RateLimited(LivehubError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_seconds: float) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class StoreUnavailable(LivehubError):
+    """Postgres refused, dropped the connection, or did not answer in time."""
+
+    code = "store_unavailable"
+
+
+class Overloaded(LivehubError):
+    """This node is at a configured cap (connections, inbox); try again shortly."""
+
+    code = "overloaded"
+
+    def __init__(self, message: str, retry_after_seconds: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class ShuttingDown(Overloaded):
+    code = "shutting_down"

@@ -1,0 +1,118 @@
+"""Feed: one viewer's gapless, duplicate-free sequence of frames, for any transport.
+
+It subscribes to the video's actor, sends what the ring replays or reads from
+Postgres what the ring no longer holds, then live frames. ``position`` is the last
+seq this viewer has been given (or deliberately skipped, for a new viewer); every
+frame it returns continues exactly at ``position + 1``. A lag (the viewer fell
+behind and the actor dropped its queue) or an actor restart becomes a catch-up read
+from Postgres from ``position``, then live frames again, de-duplicated by seq.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .actors.messages import Subscribed
+from .actors.registry import Registry
+from .actors.subscriber import Frame, Lagged, Resubscribe
+from .store import PgCommentStore
+
+CATCHUP_PAGE = 1000  # comments per catch-up read; the live queue keeps filling meanwhile
+
+
+class Feed:
+    def __init__(
+        self,
+        registry: Registry,
+        store: PgCommentStore,
+        video_id: str,
+        on_catchup: Callable[[str], None] | None = None,
+    ) -> None:
+        self._registry = registry
+        self._store = store
+        self.video_id = video_id
+        self._on_catchup = on_catchup or (lambda reason: None)
+        self._sub = None
+        self.position = 0
+        self._gap: tuple[int, int | None] | None = None  # (after, until or None: to head)
+        self._held: list[Frame] = []
+        self._ready: list[Frame] = []
+
+    async def start(self, after: int | None, backlog: int) -> None:
+        """Subscribe; raises StoreUnavailable when the actor cannot start."""
+        s = await self._registry.subscribe(self.video_id, after, backlog)
+        if after is None:
+            self.position = s.replay[0].seq - 1 if s.replay else s.last_delivered
+        else:
+            self.position = after
+        self._take(s)
+
+    def _take(self, s: Subscribed) -> None:
+        self._sub = s.sub
+        if s.store_gap is not None:
+            self._gap = s.store_gap
+            self._on_catchup("resume")
+        if s.replay:
+            self._held = [Frame(s.replay), *self._held]
+
+    def close(self) -> None:
+        if self._sub is not None:
+            self._registry.unsubscribe_nowait(self.video_id, self._sub)
+            self._sub = None
+
+    async def next_batch(self) -> list[Frame]:
+        """The next frames (at least one), in seq order, continuing at position + 1.
+
+        Raises:
+            StoreUnavailable: a catch-up read failed; the viewer should reconnect.
+        """
+        while True:
+            if self._gap is not None:
+                after, until = self._gap
+                after = max(after, self.position)
+                rows = []
+                if until is None or after < until:
+                    rows = await self._store.read_range(self.video_id, after, until, CATCHUP_PAGE)
+                if len(rows) < CATCHUP_PAGE:
+                    self._gap = None
+                if rows:
+                    out = self._accept([Frame(rows)])
+                    if out:
+                        return out
+                continue
+            if self._held:
+                held, self._held = self._held, []
+                out = self._accept(held)
+                if out:
+                    return out
+                continue
+            try:
+                frames = await self._sub.receive_batch()
+            except Lagged:
+                self._on_catchup("lagged")
+                self._gap = (self.position, None)
+                continue
+            except Resubscribe:
+                s = await self._registry.subscribe(self.video_id, self.position, 0)
+                self._take(s)
+                continue
+            out = self._accept(frames)
+            if out:
+                return out
+
+    def _accept(self, frames: list[Frame]) -> list[Frame]:
+        """Drop what the viewer has, trim overlaps, and hold back anything past a hole."""
+        out: list[Frame] = []
+        for i, frame in enumerate(frames):
+            if frame.last <= self.position:
+                continue
+            if frame.first > self.position + 1:
+                # A hole (should not happen; be safe): read it from the store first.
+                self._gap = (self.position, frame.first - 1)
+                self._held = frames[i:] + self._held
+                break
+            if frame.first <= self.position:
+                frame = Frame(frame.comments[self.position + 1 - frame.first :])
+            out.append(frame)
+            self.position = frame.last
+        return out

@@ -1,0 +1,37 @@
+"""PURE: Server-Sent Events encoding. Never imports trio, quart or asyncpg."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .model import Comment
+
+PING = b": ping\n\n"
+
+
+def retry_hint(milliseconds: int) -> bytes:
+    """Tell EventSource how long to wait before reconnecting."""
+    return b"retry: %d\n\n" % milliseconds
+
+
+def encode_event(event: str, data: str, event_id: int | None = None) -> bytes:
+    """One SSE event. ``data`` may hold newlines: each line gets its own ``data:``."""
+    lines = []
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    lines.append(f"event: {event}")
+    lines.extend(f"data: {line}" for line in data.split("\n"))
+    return ("\n".join(lines) + "\n\n").encode("utf-8")
+
+
+def encode_comment(comment: Comment) -> bytes:
+    # Comment JSON is compact and json.dumps escapes newlines, so it is one line.
+    return b"id: %d\nevent: comment\ndata: %s\n\n" % (
+        comment.seq,
+        comment.to_json().encode("utf-8"),
+    )
+
+
+def encode_comments(comments: Iterable[Comment]) -> bytes:
+    """Many events in one bytes object: one socket write carries them all."""
+    return b"".join(encode_comment(c) for c in comments)

@@ -1,0 +1,80 @@
+"""PURE: the wake-up payloads nodes NOTIFY each other with, and their channels.
+
+A payload is JSON ``{"n": node, "w": [[video, first, last, comments|null], ...]}``;
+comments ride inline as ``[seq, user_id, message, created_at]`` while the payload
+stays under Postgres's 8000-byte NOTIFY limit, else only the seq range is sent and
+receivers read the comments from the store.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass
+
+from .model import Comment
+
+CHANNEL_PREFIX = "livehub_"
+
+
+def channel_of(video_id: str, channels: int) -> str:
+    """The NOTIFY channel of a video: a stable hash (crc32) mod ``channels``."""
+    return f"{CHANNEL_PREFIX}{zlib.crc32(video_id.encode()) % channels}"
+
+
+@dataclass(frozen=True)
+class WakeUp:
+    video_id: str
+    first: int
+    last: int
+    comments: list[Comment] | None
+
+
+def _item(video_id: str, comments: list[Comment], inline: bool) -> list:
+    body = [[c.seq, c.user_id, c.message, c.created_at] for c in comments] if inline else None
+    return [video_id, comments[0].seq, comments[-1].seq, body]
+
+
+def _dump(obj: object) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def encode_wakeups(
+    node: str, batches: list[tuple[str, list[Comment]]], max_bytes: int
+) -> list[str]:
+    """Pack ``(video, comments)`` batches of one channel into as few payloads as fit."""
+    payloads: list[str] = []
+    items: list[str] = []
+    size = 0
+    head = f'{{"n":{_dump(node)},"w":['
+    for video_id, comments in batches:
+        if not comments:
+            continue
+        text = _dump(_item(video_id, comments, True))
+        if len(head) + len(text.encode()) + 2 > max_bytes:
+            text = _dump(_item(video_id, comments, False))
+        n = len(text.encode())
+        if items and len(head) + size + n + len(items) + 2 > max_bytes:
+            payloads.append(head + ",".join(items) + "]}")
+            items, size = [], 0
+        items.append(text)
+        size += n
+    if items:
+        payloads.append(head + ",".join(items) + "]}")
+    return payloads
+
+
+def decode_wakeups(payload: str) -> tuple[str, list[WakeUp]]:
+    """Parse a payload; raises ValueError on anything malformed."""
+    try:
+        data = json.loads(payload)
+        node = str(data["n"])
+        wakeups = []
+        for video_id, first, last, body in data["w"]:
+            comments = None
+            if body is not None:
+                comments = [Comment(video_id, s, u, m, t) for s, u, m, t in body]
+            wakeups.append(WakeUp(str(video_id), int(first), int(last), comments))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"malformed wake-up payload: {exc}") from None
+    return node, wakeups

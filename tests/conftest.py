@@ -1,0 +1,88 @@
+"""Fixtures: one throwaway Postgres cluster per session, a fresh database per test,
+and the real server (in-process on a free port, or as a process)."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import httpx
+import hypercorn.config
+import hypercorn.trio
+import pytest
+import trio
+
+from livehub.config import Settings
+from livehub.http import create_app
+
+from .support import SECRET, create_database, new_cluster
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    cluster = new_cluster()
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture
+def dsn(pg_cluster) -> str:
+    return create_database(pg_cluster)
+
+
+@pytest.fixture
+def settings(dsn, tmp_path) -> Settings:
+    return Settings(
+        database_url=dsn,
+        jwt_secret=SECRET,
+        data_dir=str(tmp_path),
+        heartbeat_seconds=15.0,
+        db_command_timeout_seconds=3.0,
+    )
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: object
+
+    @property
+    def service(self):
+        return self.app.service
+
+    def client(self, **kw) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, timeout=10, **kw)
+
+
+@contextlib.asynccontextmanager
+async def run_server(settings: Settings):
+    """The real app under Hypercorn's trio worker, in this process, on a free port."""
+    app = create_app(settings)
+    config = hypercorn.config.Config()
+    config.bind = ["127.0.0.1:0"]
+    config.graceful_timeout = 1
+    config.loglevel = "WARNING"
+    shutdown = trio.Event()
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(
+            lambda task_status: hypercorn.trio.serve(
+                app, config, shutdown_trigger=shutdown.wait, task_status=task_status
+            )
+        )
+        try:
+            yield LiveServer(binds[0], app)
+        finally:
+            shutdown.set()
+            nursery.cancel_scope.deadline = trio.current_time() + 10
+
+
+@pytest.fixture
+async def server(settings):
+    async with run_server(settings) as live:
+        yield live
+
+
+@pytest.fixture
+async def client(server):
+    async with server.client() as c:
+        yield c

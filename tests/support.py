@@ -1,0 +1,191 @@
+"""Test helpers: Postgres clusters, server processes, an SSE reader. No mocks here."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import trio
+
+from livehub.auth import mint
+from livehub.pgcluster import Cluster, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "test-secret-not-for-production-0123456789"
+
+
+def new_cluster(durable: bool = False) -> Cluster:
+    """A throwaway cluster in a world-traversable temp dir (postgres runs it as root)."""
+    base = Path(tempfile.mkdtemp(prefix="livehub-pg-"))
+    os.chmod(base, 0o755)
+    cluster = Cluster(base / "pgdata", durable=durable)
+    cluster.start()
+    return cluster
+
+
+def create_database(cluster: Cluster) -> str:
+    name = "t_" + uuid.uuid4().hex[:12]
+    subprocess.run(
+        [
+            str(cluster.bindir / "createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(cluster.port),
+            "-U",
+            "postgres",
+            name,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cluster.dsn(name)
+
+
+def token(user: str, secret: str = SECRET, ttl: int = 3600) -> str:
+    return mint(user, secret, ttl)
+
+
+def auth(user: str = "alice") -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(user)}"}
+
+
+@dataclass
+class ServerProcess:
+    """``python -m livehub serve`` (or any command) started by PID, stopped by PID."""
+
+    url: str
+    proc: subprocess.Popen
+    log_path: Path
+    env: dict = field(default_factory=dict)
+
+    def stop(self, timeout: float = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        return self.proc.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def server_env(dsn: str, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        LIVEHUB_DATABASE_URL=dsn,
+        LIVEHUB_JWT_SECRET=SECRET,
+        PYTHONUNBUFFERED="1",
+    )
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def start_process(
+    args: list[str], env: dict[str, str], port: int, ready_timeout: float = 30
+) -> ServerProcess:
+    """Start a server command and wait until ``/healthz`` answers on ``port``."""
+    log_path = Path(tempfile.mkstemp(prefix="livehub-server-", suffix=".log")[1])
+    log = open(log_path, "wb")  # noqa: SIM115 - the child owns it
+    proc = subprocess.Popen(
+        args, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    server = ServerProcess(f"http://127.0.0.1:{port}", proc, log_path, env)
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited {proc.returncode}:\n{server.log()}")
+        try:
+            if httpx.get(server.url + "/healthz", timeout=0.5).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"server did not become ready:\n{server.log()}")
+
+
+def start_livehub(dsn: str, port: int | None = None, workers: int = 1, **env: str) -> ServerProcess:
+    port = port or free_port()
+    args = [
+        sys.executable,
+        "-m",
+        "livehub",
+        "serve",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+    ]
+    return start_process(args, server_env(dsn, **env), port)
+
+
+@dataclass
+class Event:
+    id: int | None
+    event: str
+    data: str
+
+    def json(self):
+        return json.loads(self.data)
+
+
+class SSEReader:
+    """Reads SSE events from an httpx streaming response, one event at a time."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self._lines = response.aiter_lines()
+        self.retry: int | None = None
+        self.comments_seen = 0
+
+    async def next_event(self) -> Event:
+        fields: dict[str, str] = {}
+        data: list[str] = []
+        async for line in self._lines:
+            if line == "":
+                if data or fields:
+                    if "retry" in fields and not data:
+                        self.retry = int(fields["retry"])
+                        fields = {}
+                        continue
+                    ev = Event(
+                        int(fields["id"]) if "id" in fields else None,
+                        fields.get("event", "message"),
+                        "\n".join(data),
+                    )
+                    return ev
+                continue
+            if line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "data":
+                data.append(value)
+            else:
+                fields[name] = value
+        raise EOFError("stream ended")
+
+    async def comments(self, n: int, timeout: float = 10) -> list[dict]:
+        """The next ``n`` comment events (other event types skipped)."""
+        out = []
+        with trio.fail_after(timeout):
+            while len(out) < n:
+                ev = await self.next_event()
+                if ev.event == "comment":
+                    c = ev.json()
+                    assert ev.id == c["seq"], (ev.id, c)
+                    out.append(c)
+        return out
