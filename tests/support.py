@@ -98,7 +98,7 @@ def start_process(
 ) -> ServerProcess:
     """Start a server command and wait until ``/healthz`` answers on ``port``."""
     log_path = Path(tempfile.mkstemp(prefix="livehub-server-", suffix=".log")[1])
-    log = open(log_path, "wb")  # noqa: SIM115 - the child owns it
+    log = open(log_path, "wb")  # the child process writes it
     proc = subprocess.Popen(
         args, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -178,10 +178,10 @@ class SSEReader:
                 fields[name] = value
         raise EOFError("stream ended")
 
-    async def comments(self, n: int, timeout: float = 10) -> list[dict]:
+    async def comments(self, n: int, within: float = 10) -> list[dict]:
         """The next ``n`` comment events (other event types skipped)."""
         out = []
-        with trio.fail_after(timeout):
+        with trio.fail_after(within):
             while len(out) < n:
                 ev = await self.next_event()
                 if ev.event == "comment":
