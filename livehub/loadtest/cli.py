@@ -20,7 +20,7 @@ import trio
 
 from livehub.loadtest.config import LoadConfig
 from livehub.loadtest.http1 import build_request
-from livehub.loadtest.net import connect, read_head, send_all
+from livehub.loadtest.net import close, connect, read_head, send_all
 from livehub.loadtest.procstat import pid_alive, raise_nofile_limit
 from livehub.loadtest.report import build_report, format_table
 from livehub.loadtest.runner import run_load
@@ -87,7 +87,7 @@ async def detect_target(family: int, addr: tuple, host: str, path: str) -> str:
             await send_all(sock, build_request("GET", path, host, {"Accept": "text/event-stream"}))
             head, _ = await read_head(sock)
     finally:
-        sock.close()
+        close(sock)
     return "nchan" if "nginx" in head.headers.get("server", "").lower() else "livehub"
 
 

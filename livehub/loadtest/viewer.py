@@ -14,7 +14,7 @@ import trio
 
 from livehub.loadtest.config import LoadConfig
 from livehub.loadtest.http1 import ChunkedDecoder, HttpProtocolError, build_request
-from livehub.loadtest.net import RECV_BYTES, PeerClosed, connect, read_head, send_all
+from livehub.loadtest.net import PeerClosed, close, connect, read_head, recv, send_all
 from livehub.loadtest.sse import SseParser, SseProtocolError, find_token, order_key, pack_key
 
 RECONNECT_DELAY_S = 0.2  # like EventSource's retry, short: we want to see gaps, not wait
@@ -127,7 +127,7 @@ class Viewer:
             if rest:
                 self._consume(decoder.feed(rest) if decoder else rest, parser)
             while True:
-                data = await sock.recv(RECV_BYTES)
+                data = await recv(sock)
                 if not data:
                     return
                 if decoder is not None:
@@ -136,7 +136,7 @@ class Viewer:
                         return
                 self._consume(data, parser)
         finally:
-            sock.close()
+            close(sock)
 
     def _consume(self, data: bytes, parser: SseParser) -> None:
         events = parser.feed(data)
