@@ -19,7 +19,7 @@ async def run_against(fake: FakeLivehub, *flags: str) -> dict:
                 "--target",
                 "livehub",
                 "--jwt-secret",
-                "s",
+                "s" * 32,
                 "--settle",
                 "0.1",
                 "--drain",
