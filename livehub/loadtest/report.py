@@ -85,10 +85,11 @@ def build_report(cfg: LoadConfig, raw: dict) -> dict:
         "errors": log.errors,
     }
     delivered = audit.get("received", 0)
-    ok = cfg.viewers == 0 or (
-        all(audit.get(k, 0) == 0 for k in (*AUDIT_KEYS, "seq_mismatch", "never_connected"))
-        and audit.get("viewers_failed", 0) == 0
+    clean = all(
+        audit.get(k, 0) == 0
+        for k in (*AUDIT_KEYS, "seq_mismatch", "never_connected", "viewers_failed")
     )
+    ok = log.accepted > 0 and (cfg.viewers == 0 or clean)
     return {
         "config": {k: v for k, v in asdict(cfg).items() if k != "jwt_secret"},
         "ok": ok,
@@ -198,6 +199,13 @@ def format_table(rep: dict) -> str:
             f"WARNING: load tester process '{role}' used >= "
             f"{BUSY_CORE_FRACTION:.0%} of a core: it, not the server, may be the "
             "bottleneck; try --procs 2"
+        )
+    if posts["accepted"] == 0:
+        lines.append("WARNING: no post was accepted: nothing was measured")
+    elif posts["rejected_4xx"] or posts["rejected_5xx"] or posts["failed"]:
+        lines.append(
+            f"WARNING: posts not accepted: {posts['by_status']} failed "
+            f"{posts['failed']}; e.g. {posts['errors'][:2]}"
         )
     lines.append("RESULT: " + ("PASS" if rep["ok"] else "FAIL (see audit)"))
     return "\n".join(lines)
