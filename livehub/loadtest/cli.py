@@ -104,7 +104,9 @@ def build_config(args: argparse.Namespace) -> LoadConfig:
             raise SystemExit(f"loadtest: no process {pid}")
     if args.viewers < 0 or args.videos < 1 or args.duration <= 0 or args.procs < 1:
         raise SystemExit("loadtest: need viewers >= 0, videos >= 1, duration > 0, procs >= 1")
-    posters = args.posters or max(1, min(64, math.ceil(args.rate / 100)))
+    # Each poster posts sequentially (so a poster's messages have a known order per video);
+    # at <= 10/s each, a POST may take 100 ms before the open-loop schedule slips.
+    posters = args.posters or max(4, min(64, math.ceil(args.rate / 10)))
     if args.closed_loop and not args.posters:
         posters = 8
     return LoadConfig(

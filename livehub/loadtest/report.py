@@ -9,6 +9,7 @@ from livehub.loadtest.config import LoadConfig
 from livehub.loadtest.stats import summarize_us
 
 BUSY_CORE_FRACTION = 0.85  # a load-test process above this share of a core is the bottleneck
+LATE_WARN_MS = 100  # open-loop posts later than this mean the offered rate was not kept
 AUDIT_KEYS = ("missing", "duplicates", "unexpected", "order_regressions", "seq_gaps")
 
 
@@ -199,6 +200,12 @@ def format_table(rep: dict) -> str:
             f"WARNING: load tester process '{role}' used >= "
             f"{BUSY_CORE_FRACTION:.0%} of a core: it, not the server, may be the "
             "bottleneck; try --procs 2"
+        )
+    late = posts["lateness"].get("p99_ms")
+    if not cfg["closed_loop"] and late is not None and late > LATE_WARN_MS:
+        lines.append(
+            f"WARNING: open-loop schedule slipped (lateness p99 {late:.0f} ms): the "
+            "offered rate was not kept; raise --posters"
         )
     if posts["accepted"] == 0:
         lines.append("WARNING: no post was accepted: nothing was measured")
