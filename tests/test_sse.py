@@ -1,0 +1,103 @@
+"""livehub/sse.py: the exact bytes a viewer's EventSource parses."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from livehub import sse
+from livehub.model import Comment
+
+
+def parse(stream: bytes) -> list[dict]:
+    """A minimal spec-following SSE parser (WHATWG: lines end in CRLF, LF or CR)."""
+    events, data, fields = [], [], {}
+    for line in re.split(r"\r\n|\r|\n", stream.decode("utf-8")):
+        if line == "":
+            if data:
+                events.append({**fields, "data": "\n".join(data)})
+            data, fields = [], {}
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "data":
+            data.append(value)
+        else:
+            fields[name] = value
+    return events
+
+
+def comment(seq: int, message: str = "hi", user: str = "alice") -> Comment:
+    return Comment("launch", seq, user, message, "2024-05-01T12:00:00.000001Z")
+
+
+def test_event_bytes_with_id():
+    assert sse.encode_event("comment", '{"a":1}', 7) == b'id: 7\nevent: comment\ndata: {"a":1}\n\n'
+
+
+def test_event_bytes_without_id():
+    assert sse.encode_event("status", "ok") == b"event: status\ndata: ok\n\n"
+
+
+def test_multi_line_data_gets_one_data_field_per_line():
+    out = sse.encode_event("note", "one\ntwo\n\nfour", 3)
+    assert out == b"id: 3\nevent: note\ndata: one\ndata: two\ndata: \ndata: four\n\n"
+    assert parse(out) == [{"id": "3", "event": "note", "data": "one\ntwo\n\nfour"}]
+
+
+def test_carriage_returns_in_data_cannot_break_the_event():
+    # EventSource also ends lines at CR and CRLF: data must survive the round trip
+    # as lines, and nothing after a CR may be taken for a field name.
+    out = sse.encode_event("note", "a\rid: 99\r\nb", 1)
+    events = parse(out)
+    assert len(events) == 1
+    assert events[0]["id"] == "1"
+    assert events[0]["data"] == "a\nid: 99\nb"
+
+
+def test_non_ascii_data_is_utf8():
+    assert sse.encode_event("x", "héllo 🎉") == "event: x\ndata: héllo 🎉\n\n".encode()
+
+
+def test_comment_event_exact_bytes():
+    c = comment(12, "héllo")
+    expected = (
+        b"id: 12\nevent: comment\ndata: "
+        + '{"video_id":"launch","seq":12,"user_id":"alice","message":"héllo",'
+        '"created_at":"2024-05-01T12:00:00.000001Z"}'.encode()
+        + b"\n\n"
+    )
+    assert sse.encode_comment(c) == expected
+
+
+def test_comment_with_newlines_and_cr_is_one_data_line():
+    c = comment(3, "line1\nline2\r\nline3\rline4\u2028end")
+    out = sse.encode_comment(c)
+    # exactly three lines then the blank line: id, event, data
+    assert out.count(b"\n") == 4 and b"\r" not in out
+    assert out.endswith(b"\n\n")
+    (ev,) = parse(out)
+    assert ev["id"] == "3" and ev["event"] == "comment"
+    assert json.loads(ev["data"]) == c.as_dict()
+
+
+def test_many_comments_in_one_write_parse_back_in_order():
+    cs = [comment(s, f"m{s}\nx") for s in range(5, 10)]
+    out = sse.encode_comments(cs)
+    assert out == b"".join(sse.encode_comment(c) for c in cs)
+    events = parse(out)
+    assert [int(e["id"]) for e in events] == [5, 6, 7, 8, 9]
+    assert [json.loads(e["data"])["message"] for e in events] == [f"m{s}\nx" for s in range(5, 10)]
+
+
+def test_no_comments_is_no_bytes():
+    assert sse.encode_comments([]) == b""
+
+
+def test_retry_hint_and_ping():
+    assert sse.retry_hint(1500) == b"retry: 1500\n\n"
+    assert sse.PING == b": ping\n\n"
+    # neither is an event a client would dispatch
+    assert parse(sse.PING + sse.retry_hint(10)) == []
