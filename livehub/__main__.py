@@ -36,10 +36,11 @@ def embedded_secret(settings: Settings) -> str:
 
 
 @contextlib.contextmanager
-def database_env(settings: Settings) -> Iterator[Settings]:
+def database_env(settings: Settings, need_secret: bool = True) -> Iterator[Settings]:
     """Settings with a database and a secret: the configured ones, or the embedded
     cluster under ``data_dir`` (started here, stopped on exit). Exported to the
-    environment so Hypercorn's worker processes see the same."""
+    environment so Hypercorn's worker processes see the same. ``need_secret=False``
+    (``migrate``): a configured database needs no token secret."""
     cluster = None
     if not settings.database_url:
         cluster = Cluster(Path(settings.data_dir) / "pgdata", durable=True)
@@ -49,12 +50,13 @@ def database_env(settings: Settings) -> Iterator[Settings]:
         cluster.stop()  # a previous run killed hard may have left it running
         cluster.start()
         settings = settings.replace(database_url=cluster.dsn())
-    if not settings.jwt_secret:
+    if not settings.jwt_secret and (need_secret or cluster is not None):
         if cluster is None:
             raise SettingsError("LIVEHUB_JWT_SECRET must be set when LIVEHUB_DATABASE_URL is")
         settings = settings.replace(jwt_secret=embedded_secret(settings))
     os.environ["LIVEHUB_DATABASE_URL"] = settings.database_url
-    os.environ["LIVEHUB_JWT_SECRET"] = settings.jwt_secret
+    if settings.jwt_secret:
+        os.environ["LIVEHUB_JWT_SECRET"] = settings.jwt_secret
     try:
         yield settings
     finally:
@@ -96,7 +98,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
         async with open_database(dsn, max_size=1) as db:
             return await migrate(db)
 
-    with database_env(settings) as s:
+    with database_env(settings, need_secret=False) as s:
         applied = trio.run(main, s.database_url)
     print("applied: " + ", ".join(applied) if applied else "nothing to apply")
     return 0
