@@ -1,0 +1,169 @@
+"""GET /comments/<video_id>/ws: the viewer's Feed over one WebSocket, plus posting.
+
+Server -> client, one JSON text message each:
+  {"type": "comment", "comment": {...}}   in seq order, gapless, as on SSE
+  {"type": "posted", "comment": {...}}    the answer to a post (then also a "comment")
+  {"type": "error", "error": {"code", "message"}, "status": N}   (a bad post, ...)
+  {"type": "ping"}                        after heartbeat_seconds without a comment
+Client -> server: {"type": "post", "message": "..."}; an optional "ref" is echoed back
+in the answer. Connect with ``?token=<JWT>`` (browsers cannot set headers) or an
+``Authorization: Bearer`` header to post; without one the socket is read-only. A bad
+token is refused at the handshake with the 401 JSON a POST would get. Resume with
+``?last_event_id=<seq>``; ``?backlog=N`` as on SSE.
+"""
+
+from __future__ import annotations
+
+import json
+
+import trio
+from quart import Blueprint, current_app, websocket
+
+from .. import auth, validate
+from ..errors import BadRequest, LivehubError, PayloadTooLarge, StoreUnavailable, Unauthorized
+from ..feed import Feed
+from ..model import Draft
+from .errors import status_of
+
+bp = Blueprint("ws", __name__)
+
+PING = '{"type":"ping"}'
+COMMENT_PREFIX = '{"type":"comment","comment":'  # + the frame's shared comment JSON + "}"
+CLOSE_TRY_AGAIN = 1013  # RFC 6455 "Try Again Later": reconnect with last_event_id
+
+
+@bp.websocket("/comments/<video_id>/ws")
+async def comments_ws(video_id: str) -> None:
+    """Subscribe before accepting (so nothing posted after the handshake is missed),
+    then run the writer (feed -> socket) and the reader (socket -> posts) together.
+
+    Resource handling: the Feed's subscription is closed however the socket ends
+    (client gone: Quart cancels this handler).
+    """
+    svc = current_app.service
+    settings = svc.settings
+    video_id = validate.video_id(video_id)
+    after = validate.last_event_id(None, websocket.args.get("last_event_id"))
+    backlog = validate.non_negative_int("backlog", websocket.args.get("backlog")) or 0
+    token = _connect_token()
+    if token is not None:
+        auth.verify(token, settings.jwt_secret)  # refuse the handshake with a 401
+    feed = Feed(svc.registry, svc.store, video_id, svc.metrics.catchups_inc)
+    svc.metrics.connections.inc()
+    try:
+        await feed.start(after, min(backlog, settings.backlog_max))
+        await websocket.accept()
+        out = _Outbox()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_write_feed, feed, out, settings.heartbeat_seconds, nursery)
+            await _read_posts(video_id, token, out)
+    finally:
+        feed.close()
+        svc.metrics.connections.dec()
+
+
+def _connect_token() -> str | None:
+    """The raw token of ``?token=`` or the Authorization header; None: read-only."""
+    query = websocket.args.get("token")
+    if query:
+        return query
+    header = websocket.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+class _Outbox:
+    """Both tasks write to the socket; one message goes out whole at a time."""
+
+    def __init__(self) -> None:
+        self._lock = trio.Lock()
+
+    async def send(self, text: str) -> None:
+        async with self._lock:
+            await websocket.send(text)
+
+
+async def _write_feed(feed: Feed, out: _Outbox, heartbeat: float, nursery: trio.Nursery) -> None:
+    """Feed frames to the socket in seq order; a ping when idle. The Feed's bounded
+    subscription lags into a store catch-up while this task waits on a slow client."""
+    try:
+        while True:
+            frames = None
+            with trio.move_on_after(heartbeat):
+                frames = await feed.next_batch()
+            if frames is None:
+                await out.send(PING)
+                continue
+            for frame in frames:
+                for comment in frame.json_messages():
+                    await out.send(COMMENT_PREFIX + comment + "}")
+    except StoreUnavailable as exc:
+        # Cannot continue gaplessly now: say so; the client resumes by last_event_id.
+        await out.send(_error_message(exc, None))
+        await websocket.close(CLOSE_TRY_AGAIN, "store unavailable; reconnect")
+        nursery.cancel_scope.cancel()
+
+
+async def _read_posts(video_id: str, token: str | None, out: _Outbox) -> None:
+    """Answer each client message; runs until the client goes (then we are cancelled)."""
+    svc = current_app.service
+    while True:
+        raw = await websocket.receive()
+        body = raw.encode("utf-8") if isinstance(raw, str) else raw
+        ref = None
+        try:
+            data = _parse_object(body, svc.settings.max_body_bytes)
+            ref = data.get("ref")
+            if data.get("type") != "post":
+                raise BadRequest('unknown message type; the only one is "post"', "unknown_type")
+            message = validate.comment_message(body, svc.settings.max_message_chars)
+            if token is None:
+                raise Unauthorized("posting needs a token: connect with ?token=<JWT>")
+            user_id = auth.verify(token, svc.settings.jwt_secret)  # it may have expired
+            comment = await svc.registry.post(video_id, Draft(user_id, message))
+        except LivehubError as exc:
+            await out.send(_error_message(exc, ref))
+            continue
+        svc.metrics.posts.inc()
+        answer = {"type": "posted", "comment": comment.as_dict()}
+        if ref is not None:
+            answer["ref"] = ref
+        await out.send(_dumps(answer))
+
+
+def _parse_object(body: bytes, max_bytes: int) -> dict:
+    """A client message as a JSON object (its message is then validated as POST's body).
+
+    Raises:
+        PayloadTooLarge, BadRequest: as the HTTP API would for such a body.
+    """
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(f"message is larger than {max_bytes} bytes")
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        raise BadRequest("message is not valid JSON", "invalid_json") from None
+    if not isinstance(data, dict):
+        raise BadRequest(
+            'send a JSON object like {"type": "post", "message": "..."}', "invalid_json"
+        )
+    return data
+
+
+def _error_message(exc: LivehubError, ref: object) -> str:
+    body: dict[str, object] = {
+        "type": "error",
+        "error": {"code": exc.code, "message": exc.message},
+        "status": status_of(exc),
+    }
+    if ref is not None:
+        body["ref"] = ref
+    return _dumps(body)
+
+
+def _dumps(body: object) -> str:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
