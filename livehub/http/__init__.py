@@ -10,7 +10,7 @@ from quart_trio import QuartTrio
 from ..config import Settings
 from ..service import open_service
 from ..sockets import set_user_timeout_on_listeners
-from . import comments, errors, ops, stream, ws
+from . import comments, devtoken, errors, ops, stream, viewer, ws
 
 log = logging.getLogger("livehub.http")
 
@@ -29,6 +29,8 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     app.register_blueprint(comments.bp)
     app.register_blueprint(stream.bp)
     app.register_blueprint(ops.bp)
+    app.register_blueprint(viewer.bp)
+    app.register_blueprint(devtoken.bp)
     app.register_blueprint(ws.bp)
 
     @app.before_serving

@@ -1,0 +1,408 @@
+// livehub viewer page: newest comments from the history API, then live ones over
+// EventSource, older pages on scrolling up, and a box to post. No dependencies.
+//
+// Token (to post), first found wins: ?token=<JWT> in the page URL (removed from the
+// address bar once read), window.LIVEHUB_TOKEN set by an embedding page before this
+// script runs, or a dev token for a display name from POST /dev/token (only when the
+// server runs with LIVEHUB_DEV_TOKENS=1, as scripts/run does). All user text is
+// put in the page with textContent, never as HTML.
+(function () {
+  "use strict";
+
+  var PAGE_SIZE = 50; // comments per history request
+  var MAX_SHOWN = 1000; // live comments beyond this drop the oldest (scroll up reloads them)
+  var NEAR_TOP_PX = 200; // start loading older comments this close to the top
+  var AT_BOTTOM_PX = 48; // "at the bottom" tolerance: live comments keep the view pinned
+  var OFFLINE_AFTER_MS = 8000; // reconnecting this long without success shows "offline"
+  var DEV_KEY = "livehub.devtoken";
+
+  var root = document.getElementById("livehub");
+  var video = root.dataset.video;
+  var maxChars = Number(root.dataset.maxChars) || 2000;
+  var api = "/comments/" + encodeURIComponent(video);
+  function $(id) { return document.getElementById(id); }
+  var scroller = $("lh-scroll"), list = $("lh-list"), older = $("lh-older");
+  var pill = $("lh-pill"), stateEl = $("lh-state"), viewersEl = $("lh-viewers");
+  var errorEl = $("lh-error"), messageEl = $("lh-message"), countEl = $("lh-count");
+
+  var shown = new Map(); // seq -> <li>: what is on the page, to de-duplicate
+  var streamSeq = null; // the last seq the stream gave (or the newest loaded): resume there
+  var nextCursor = null; // older history starts before this seq; null: nothing older
+  var loadingOlder = false;
+  var unread = 0;
+  var source = null;
+  var retryTimer = null, offlineTimer = null, retryDelay = 1000;
+  var me = { token: null, user: null, dev: false };
+
+  // ---------- comments on the page ----------
+  function hue(text) {
+    var h = 0;
+    for (var i = 0; i < text.length; i++) h = (h * 31 + text.charCodeAt(i)) % 360;
+    return h;
+  }
+
+  function el(tag, cls, text) {
+    var node = document.createElement(tag);
+    node.className = cls;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function render(c) {
+    var li = el("li", "lh-c");
+    li.dataset.seq = String(c.seq);
+    if (me.user !== null && c.user_id === me.user) li.classList.add("lh-mine");
+    var user = String(c.user_id);
+    var avatar = el("span", "lh-avatar", Array.from(user)[0] ? Array.from(user)[0].toUpperCase() : "?");
+    avatar.style.setProperty("--hue", String(hue(user)));
+    avatar.setAttribute("aria-hidden", "true");
+    var line = el("div", "lh-line");
+    line.appendChild(el("span", "lh-user", user));
+    var when = new Date(c.created_at);
+    var time = el("time", "lh-time", isNaN(when) ? "" :
+      when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }));
+    time.dateTime = String(c.created_at);
+    if (!isNaN(when)) time.title = when.toLocaleString();
+    line.appendChild(time);
+    li.append(avatar, line, el("p", "lh-msg", String(c.message)));
+    return li;
+  }
+
+  function valid(c) {
+    return c && Number.isInteger(c.seq) && c.seq > 0 && typeof c.message === "string";
+  }
+
+  // Put a comment at its place by seq; false when it is already shown.
+  function insert(c) {
+    if (!valid(c) || shown.has(c.seq)) return false;
+    var li = render(c);
+    shown.set(c.seq, li);
+    var before = list.lastElementChild; // live comments land last: scan from the end
+    while (before && Number(before.dataset.seq) > c.seq) before = before.previousElementSibling;
+    list.insertBefore(li, before ? before.nextSibling : list.firstChild);
+    return true;
+  }
+
+  function atBottom() {
+    return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < AT_BOTTOM_PX;
+  }
+  function toBottom() {
+    scroller.scrollTop = scroller.scrollHeight;
+    unread = 0;
+    pill.hidden = true;
+  }
+
+  function showLive(c) {
+    var pinned = atBottom();
+    if (!insert(c)) return;
+    if (pinned) {
+      trim();
+      toBottom();
+    } else {
+      unread += 1;
+      pill.textContent = unread === 1 ? "1 new comment ↓" : unread + " new comments ↓";
+      pill.hidden = false;
+    }
+  }
+
+  // A long-open page keeps at most MAX_SHOWN comments; the dropped ones can be reloaded.
+  function trim() {
+    while (list.children.length > MAX_SHOWN) {
+      var first = list.firstElementChild;
+      shown.delete(Number(first.dataset.seq));
+      first.remove();
+      nextCursor = Number(list.firstElementChild.dataset.seq);
+    }
+    olderLabel();
+  }
+
+  function olderLabel(text) {
+    if (text) older.textContent = text;
+    else if (nextCursor !== null) older.textContent = "Scroll up for older comments";
+    else if (shown.size === 0) older.textContent = "No comments yet. Say something!";
+    else older.textContent = "This is the beginning of the comments.";
+  }
+
+  // ---------- history ----------
+  function fetchPage(cursor) {
+    var url = api + "?pagesize=" + PAGE_SIZE + (cursor === null ? "" : "&cursor=" + cursor);
+    return fetch(url, { cache: "no-store" }).then(function (r) {
+      if (!r.ok) return apiError(r).then(function (e) { throw new Error(e.message); });
+      return r.json();
+    });
+  }
+
+  function loadNewest() {
+    setState("connecting");
+    fetchPage(null).then(function (page) {
+      page.comments.slice().reverse().forEach(insert);
+      nextCursor = page.next_cursor;
+      streamSeq = page.comments.length ? page.comments[0].seq : 0;
+      olderLabel();
+      toBottom();
+      connect();
+      fillViewport();
+    }, function () {
+      setState("offline");
+      olderLabel("Could not load comments. Retrying…");
+      retryTimer = setTimeout(loadNewest, backoff());
+    });
+  }
+
+  function loadOlder() {
+    if (loadingOlder || nextCursor === null || streamSeq === null) return;
+    loadingOlder = true;
+    olderLabel("Loading older comments…");
+    fetchPage(nextCursor).then(function (page) {
+      var height = scroller.scrollHeight, top = scroller.scrollTop;
+      var fragment = document.createDocumentFragment();
+      var firstShown = list.firstElementChild ? Number(list.firstElementChild.dataset.seq) : Infinity;
+      page.comments.slice().reverse().forEach(function (c) {
+        if (!valid(c) || shown.has(c.seq)) return;
+        if (c.seq < firstShown) {
+          var li = render(c);
+          shown.set(c.seq, li);
+          fragment.appendChild(li);
+        } else {
+          insert(c);
+        }
+      });
+      list.insertBefore(fragment, list.firstChild);
+      nextCursor = page.next_cursor;
+      olderLabel();
+      scroller.scrollTop = top + (scroller.scrollHeight - height); // the view stays put
+      loadingOlder = false;
+      fillViewport();
+    }, function () {
+      loadingOlder = false;
+      olderLabel("Could not load older comments. Scroll up to retry.");
+    });
+  }
+
+  // Too few comments to scroll: load older ones until the list fills the view.
+  function fillViewport() {
+    if (scroller.scrollHeight <= scroller.clientHeight + NEAR_TOP_PX) loadOlder();
+  }
+
+  scroller.addEventListener("scroll", function () {
+    if (scroller.scrollTop < NEAR_TOP_PX) loadOlder();
+    if (atBottom() && unread) toBottom();
+  });
+  pill.addEventListener("click", toBottom);
+
+  // ---------- live ----------
+  function backoff() {
+    var delay = retryDelay;
+    retryDelay = Math.min(retryDelay * 2, 30000);
+    return delay;
+  }
+
+  function setState(state) {
+    clearTimeout(offlineTimer);
+    var labels = { live: "● Live", connecting: "Connecting…", reconnecting: "Reconnecting…",
+      offline: "Offline" };
+    if (!navigator.onLine && state !== "live") state = "offline";
+    stateEl.dataset.state = state;
+    stateEl.textContent = labels[state];
+    if (state !== "live") viewersEl.hidden = true;
+    if (state === "reconnecting") {
+      offlineTimer = setTimeout(function () { setState("offline"); }, OFFLINE_AFTER_MS);
+    }
+  }
+
+  // Open the stream at the last seq we have: no gap and no duplicate with what is shown.
+  // EventSource then resumes by itself (Last-Event-ID) after a dropped connection.
+  function connect() {
+    clearTimeout(retryTimer);
+    if (source) source.close();
+    var es = new EventSource(api + "/stream?last_event_id=" + streamSeq);
+    source = es;
+    es.onopen = function () {
+      if (source !== es) return;
+      retryDelay = 1000;
+      setState("live");
+    };
+    es.addEventListener("comment", function (event) {
+      if (source !== es) return;
+      var c;
+      try { c = JSON.parse(event.data); } catch (e) { return; }
+      if (!valid(c)) return;
+      if (c.seq > streamSeq) streamSeq = c.seq;
+      showLive(c);
+    });
+    es.addEventListener("viewers", function (event) {
+      var n;
+      try { n = JSON.parse(event.data).count; } catch (e) { return; }
+      if (source !== es || !Number.isInteger(n) || n < 0) return;
+      viewersEl.textContent = n === 1 ? "1 watching" : n.toLocaleString() + " watching";
+      viewersEl.hidden = false;
+    });
+    es.onerror = function () {
+      if (source !== es) return;
+      if (es.readyState === EventSource.CLOSED) {
+        // The browser gave up (e.g. an error status): start again ourselves, from our seq.
+        es.close();
+        source = null;
+        setState("offline");
+        retryTimer = setTimeout(connect, backoff());
+      } else if (stateEl.dataset.state === "live") {
+        setState("reconnecting");
+      }
+    };
+  }
+
+  window.addEventListener("offline", function () { setState("offline"); });
+  window.addEventListener("online", function () {
+    if (streamSeq !== null && (!source || source.readyState === EventSource.CLOSED)) connect();
+    else if (source && source.readyState === EventSource.OPEN) setState("live");
+    else setState("reconnecting");
+  });
+
+  // ---------- posting ----------
+  function apiError(response) {
+    return response.json().then(function (body) {
+      var e = body && body.error;
+      return { code: e && e.code || "error", message: e && e.message || response.statusText };
+    }, function () {
+      return { code: "error", message: response.statusText || "HTTP " + response.status };
+    });
+  }
+
+  function showError(text) {
+    errorEl.textContent = text;
+    errorEl.hidden = !text;
+  }
+
+  function tokenUser(token) {
+    try {
+      var part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      var bytes = Uint8Array.from(atob(part), function (ch) { return ch.charCodeAt(0); });
+      var sub = JSON.parse(new TextDecoder().decode(bytes)).sub;
+      return typeof sub === "string" ? sub : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function storage(write) {
+    try { return write(window.localStorage); } catch (e) { return null; }
+  }
+
+  function signIn(token, dev) {
+    me = { token: token, user: token ? tokenUser(token) : null, dev: dev };
+    $("lh-join").hidden = !!token;
+    $("lh-post").hidden = !token;
+    $("lh-who").hidden = !token;
+    $("lh-signout").hidden = !dev;
+    $("lh-user").textContent = me.user || "you";
+  }
+
+  function signOut() {
+    storage(function (s) { s.removeItem(DEV_KEY); });
+    signIn(null, true);
+  }
+
+  function initialToken() {
+    var params = new URLSearchParams(location.search);
+    var token = params.get("token");
+    if (token) {
+      params.delete("token"); // keep it out of the address bar, history and shared links
+      var rest = params.toString();
+      history.replaceState(null, "", location.pathname + (rest ? "?" + rest : "") + location.hash);
+      return signIn(token, false);
+    }
+    if (typeof window.LIVEHUB_TOKEN === "string" && window.LIVEHUB_TOKEN) {
+      return signIn(window.LIVEHUB_TOKEN, false);
+    }
+    signIn(storage(function (s) { return s.getItem(DEV_KEY); }), true);
+  }
+
+  $("lh-join").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var button = $("lh-join-button");
+    button.disabled = true;
+    fetch("/dev/token", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ user: $("lh-name").value }),
+    }).then(function (r) {
+      if (r.ok) {
+        return r.json().then(function (body) {
+          storage(function (s) { s.setItem(DEV_KEY, body.token); });
+          showError("");
+          signIn(body.token, true);
+          messageEl.focus();
+        });
+      }
+      if (r.status === 404) {
+        showError("This server does not hand out tokens for names. Open this page from " +
+          "the site you are signed in to (it passes ?token=).");
+        return;
+      }
+      return apiError(r).then(function (e) { showError(e.message); });
+    }, function () {
+      showError("Could not reach the server. Try again.");
+    }).finally(function () { button.disabled = false; });
+  });
+
+  function explain(status, e, response) {
+    if (status === 401) {
+      if (!me.dev) return "You are signed out (" + e.message + "). Reload the page to sign in.";
+      signOut();
+      return "You are signed out (" + e.message + "). Pick a name to post again.";
+    }
+    if (status === 429) {
+      var wait = response.headers.get("Retry-After");
+      return "You are posting too fast." + (wait ? " Try again in " + wait + " s." : "");
+    }
+    if (status === 422 || status === 413 || status === 400) return e.message;
+    return "The server could not take your comment (" + e.message + "). Try again.";
+  }
+
+  $("lh-post").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var text = messageEl.value;
+    if (!text.trim()) return;
+    var button = $("lh-send");
+    button.disabled = true;
+    fetch(api, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "Authorization": "Bearer " + me.token },
+      body: JSON.stringify({ message: text }),
+    }).then(function (r) {
+      if (r.status === 201) {
+        return r.json().then(function (c) {
+          messageEl.value = "";
+          counter();
+          showError("");
+          insert(c); // the stream brings it too; de-duplicated by seq
+          toBottom();
+        });
+      }
+      return apiError(r).then(function (e) { showError(explain(r.status, e, r)); });
+    }, function () {
+      showError("Could not reach the server. Your comment was not sent.");
+    }).finally(function () { button.disabled = false; });
+  });
+
+  messageEl.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      $("lh-post").requestSubmit();
+    }
+  });
+
+  function counter() {
+    var n = Array.from(messageEl.value.trim()).length;
+    countEl.textContent = n > maxChars * 0.8 ? n + " / " + maxChars : "";
+    countEl.classList.toggle("lh-over", n > maxChars);
+  }
+  messageEl.addEventListener("input", function () {
+    counter();
+    if (!errorEl.hidden) showError("");
+  });
+  $("lh-signout").addEventListener("click", signOut);
+
+  initialToken();
+  loadNewest();
+})();
