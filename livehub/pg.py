@@ -123,7 +123,10 @@ async def open_database(
                 dsn,
                 min_size=0,
                 max_size=max_size,
-                command_timeout=timeout_seconds,
+                # No asyncpg command_timeout: `call` enforces each call's own deadline
+                # on the Trio side (cancelling the query), so a caller that asks for
+                # longer (migrate) gets it.
+                command_timeout=None,
                 timeout=timeout_seconds,
                 max_inactive_connection_lifetime=300,
             )

@@ -192,3 +192,29 @@ async def test_cli_migrate_prints_what_it_applied_then_nothing(dsn):
         )
         assert second.returncode == 0, second.stderr.decode()
         assert second.stdout.decode().strip() == "nothing to apply"
+
+
+async def test_a_migration_slower_than_the_query_timeout_still_applies(dsn, tmp_path):
+    # Building an index on a big table takes longer than a request's query timeout;
+    # migrate asks for a longer one and must get it (it once died at the pool's).
+    (tmp_path / "0001_slow.sql").write_text("SELECT pg_sleep(1.2); CREATE TABLE done (id int);")
+    with trio.fail_after(20):
+        async with open_database(dsn, max_size=1, timeout_seconds=0.5) as db:
+            assert await migrate(db, tmp_path) == ["0001_slow.sql"]
+            assert await db.fetchval("SELECT to_regclass('done')::text") == "done"
+
+
+async def test_a_node_waits_for_another_nodes_long_migration(dsn, tmp_path):
+    (tmp_path / "0001_slow.sql").write_text("SELECT pg_sleep(1.2); CREATE TABLE done (id int);")
+    results: list[list[str]] = []
+
+    async def node() -> None:
+        async with open_database(dsn, max_size=1, timeout_seconds=0.5) as db:
+            results.append(await migrate(db, tmp_path))
+
+    with trio.fail_after(20):
+        async with trio_asyncio.open_loop():
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(node)
+                nursery.start_soon(node)
+    assert sorted(results) == [[], ["0001_slow.sql"]]
