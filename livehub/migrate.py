@@ -12,6 +12,9 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 NAME_RE = re.compile(r"(\d{4})_[a-z0-9_]+\.sql")
 # Any constant shared by every node; "lvhb" in ASCII.
 ADVISORY_LOCK_KEY = 0x6C766862
+# Waiting for another node's migrations, or building an index, outlasts a request's
+# query timeout (the pool's default): these statements say how long they may take.
+MIGRATE_TIMEOUT_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,9 @@ async def migrate(db: Database, directory: Path = MIGRATIONS_DIR) -> list[str]:
 
     async def run(conn) -> list[str]:  # asyncio side
         applied: list[str] = []
-        await conn.execute("SELECT pg_advisory_lock($1)", ADVISORY_LOCK_KEY)
+        await conn.execute(
+            "SELECT pg_advisory_lock($1)", ADVISORY_LOCK_KEY, timeout=MIGRATE_TIMEOUT_SECONDS
+        )
         try:
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -61,7 +66,7 @@ async def migrate(db: Database, directory: Path = MIGRATIONS_DIR) -> list[str]:
                 if m.version in done:
                     continue
                 async with conn.transaction():
-                    await conn.execute(m.sql)
+                    await conn.execute(m.sql, timeout=MIGRATE_TIMEOUT_SECONDS)
                     await conn.execute(
                         "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
                         m.version,
@@ -73,4 +78,4 @@ async def migrate(db: Database, directory: Path = MIGRATIONS_DIR) -> list[str]:
         return applied
 
     # Another node may hold the lock while it migrates: wait longer than a query.
-    return await db.with_connection(run, timeout_seconds=120)
+    return await db.with_connection(run, timeout_seconds=MIGRATE_TIMEOUT_SECONDS + 5)

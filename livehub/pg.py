@@ -123,10 +123,10 @@ async def open_database(
                 dsn,
                 min_size=0,
                 max_size=max_size,
-                # No asyncpg command_timeout: `call` enforces each call's own deadline
-                # on the Trio side (cancelling the query), so a caller that asks for
-                # longer (migrate) gets it.
-                command_timeout=None,
+                # Also bounds asyncpg's cancel request when a deadline cancels a query:
+                # without it a hung Postgres hangs the caller. A longer statement
+                # passes its own ``timeout=`` (migrate).
+                command_timeout=timeout_seconds,
                 timeout=timeout_seconds,
                 max_inactive_connection_lifetime=300,
             )

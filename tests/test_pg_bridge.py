@@ -4,6 +4,11 @@ and clients that disconnect mid-request. Real Postgres, real server."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
+import threading
+from pathlib import Path
 
 import trio
 import trio_asyncio
@@ -12,7 +17,7 @@ from livehub.errors import StoreUnavailable
 from livehub.pg import open_database
 from livehub.pgcluster import free_port
 
-from .support import auth
+from .support import auth, create_database, new_cluster
 
 SLEEPERS = (
     "SELECT count(*) FROM pg_stat_activity"
@@ -119,12 +124,63 @@ async def test_a_query_past_the_timeout_raises_store_unavailable(dsn):
             await wait_until(lambda: _none_running(probe), within=3)
             with trio.fail_after(5):
                 assert await db.fetchval("SELECT 41 + 1") == 42  # and the pool recovers
-                # a per-call timeout overrides the default one
-                assert await db.call(_sleep_then_one, db, timeout_seconds=5) is None
+                # a longer call: its own deadline, and its statement its own timeout
+                assert await db.call(_sleep_one_second, db, timeout_seconds=5) == "SELECT 1"
 
 
-async def _sleep_then_one(db) -> None:  # asyncio side: pool.execute with a 1 s sleep
-    await db._pool.execute("SELECT pg_sleep(1)")
+async def _sleep_one_second(db) -> str:  # asyncio side
+    return await db._pool.execute("SELECT pg_sleep(1)", timeout=5)
+
+
+def _cluster_pids(cluster) -> list[int]:
+    postmaster = int((cluster.datadir / "postmaster.pid").read_text().split()[0])
+    pids = [postmaster]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                pids.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return pids
+
+
+def _signal_all(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+async def test_a_hung_postgres_is_store_unavailable_within_a_bounded_time():
+    # Frozen, not dead (a network partition, a stuck host): nothing answers and no
+    # connection is refused. Calls must still end, and the pool must recover.
+    cluster = new_cluster()
+    try:
+        dsn = create_database(cluster)
+        async with open_database(dsn, max_size=2, timeout_seconds=1) as db:
+            assert await db.fetchval("SELECT 1") == 1
+            pids = _cluster_pids(cluster)
+            # safety net: a hang in the code under test cannot leave Postgres frozen
+            thaw = threading.Timer(15, _signal_all, (pids, signal.SIGCONT))
+            thaw.start()
+            _signal_all(pids, signal.SIGSTOP)
+            try:
+                for _ in range(2):
+                    started = trio.current_time()
+                    try:
+                        await db.fetchval("SELECT 1")
+                    except StoreUnavailable:
+                        pass
+                    else:
+                        raise AssertionError("a frozen Postgres answered")
+                    # the deadline, plus at most asyncpg's bounded cancel request
+                    assert trio.current_time() - started < 3
+            finally:
+                _signal_all(pids, signal.SIGCONT)
+                thaw.cancel()
+            with trio.fail_after(5):
+                assert await db.fetchval("SELECT 2") == 2
+    finally:
+        cluster.remove()
 
 
 async def test_unreachable_postgres_is_store_unavailable_not_a_hang():
@@ -193,4 +249,4 @@ async def test_clients_that_disconnect_mid_post_leak_no_connection(server, setti
             assert page[0]["message"] == "before" and page[-1]["message"] == "after"
             assert r.json()["seq"] == len(seqs)
             assert (await client.get("/readyz")).status_code == 200
-    assert svc.db.statistics()[1] == svc.db.statistics()[0]
+    await wait_until(pool_idle, within=5)  # background work (resync, notifier) may hold one briefly
