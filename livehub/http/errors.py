@@ -45,6 +45,10 @@ def from_domain(error: e.LivehubError) -> Response:
         headers["Retry-After"] = str(max(1, math.ceil(retry)))
     elif status == 503:
         headers["Retry-After"] = "1"
+    if status == 413:
+        # The rest of the body was never read: the connection cannot carry another
+        # request, so say so instead of leaving the client waiting on it.
+        headers["Connection"] = "close"
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="livehub"'
     return error_response(status, error.code, error.message, headers)
