@@ -189,3 +189,14 @@ class SSEReader:
                     assert ev.id == c["seq"], (ev.id, c)
                     out.append(c)
         return out
+
+
+def psql(cluster: Cluster, dsn: str, sql: str) -> str:
+    """Run SQL with the cluster's own psql (tests only); returns unaligned output."""
+    out = subprocess.run(
+        [str(cluster.bindir / "psql"), dsn, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()
