@@ -204,7 +204,7 @@
     if (!navigator.onLine && state !== "live") state = "offline";
     stateEl.dataset.state = state;
     stateEl.textContent = labels[state];
-    if (state !== "live") viewersEl.hidden = true;
+    viewersEl.classList.toggle("lh-stale", state !== "live"); // the last count, greyed
     if (state === "reconnecting") {
       offlineTimer = setTimeout(function () { setState("offline"); }, OFFLINE_AFTER_MS);
     }
@@ -245,8 +245,8 @@
         source = null;
         setState("offline");
         retryTimer = setTimeout(connect, backoff());
-      } else if (stateEl.dataset.state === "live") {
-        setState("reconnecting");
+      } else if (stateEl.dataset.state === "live" || stateEl.dataset.state === "connecting") {
+        setState("reconnecting"); // once: its timer turns it into "offline" if this lasts
       }
     };
   }

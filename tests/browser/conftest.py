@@ -87,17 +87,22 @@ class Browser:
         with trio.fail_after(CALL_TIMEOUT_SECONDS):
             return await trio.to_thread.run_sync(future.result, abandon_on_cancel=True)
 
-    async def open(self, url: str, width: int = 1000, height: int = 720):
-        """A page in a fresh context (its own storage), loaded and recording dialogs."""
+    async def open(self, url: str, width: int = 1000, height: int = 720, prepare=None):
+        """A page in a fresh context (its own storage), loaded and recording dialogs;
+        ``prepare(page)`` runs before it loads (e.g. to route requests)."""
 
         def open_page():
-            context = self._chromium.new_context(viewport={"width": width, "height": height})
+            context = self._chromium.new_context(
+                viewport={"width": width, "height": height}, locale="en-US"
+            )
             context.set_default_timeout(STEP_TIMEOUT_MS)
             page = context.new_page()
             page.dialogs = []
             page.errors = []
             page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
             page.on("pageerror", lambda e: page.errors.append(str(e)))
+            if prepare is not None:
+                prepare(page)
             page.goto(url)
             return page
 

@@ -142,3 +142,24 @@ async def test_html_in_comments_is_shown_as_text(server, client, browser):
     assert await browser.call(page.locator("#lh-list img, #lh-list b, #lh-list script").count) == 0
     assert page.dialogs == []
     await browser.close(page)
+
+
+async def test_a_viewer_count_from_the_stream_is_shown(server, browser):
+    """The stream may send ``event: viewers`` (operations issue); stand in for it."""
+    body = (
+        "retry: 60000\n\n"
+        'event: viewers\ndata: {"count": 1234}\n\n'
+        'id: 1\nevent: comment\ndata: {"video_id": "count", "seq": 1, "user_id": "ann",'
+        ' "message": "hi", "created_at": "2025-01-01T00:00:00Z"}\n\n'
+    )
+
+    def fake_stream(page) -> None:
+        page.route(
+            "**/comments/count/stream*",
+            lambda route: route.fulfill(body=body, content_type="text/event-stream"),
+        )
+
+    page = await browser.open(server.url + "/videos/count", prepare=fake_stream)
+    await browser.call(viewer.wait_seqs, page, [1])
+    await browser.call(lambda: expect(page.locator("#lh-viewers")).to_have_text("1,234 watching"))
+    await browser.close(page)
