@@ -59,6 +59,20 @@ def _parser() -> argparse.ArgumentParser:
     a("--jwt-secret", default=None, help="HS256 secret (or LIVEHUB_JWT_SECRET)")
     a("--jwt-secret-file", default=None, help=f"file holding it (default {DEFAULT_SECRET_FILE})")
     a("--server-pid", type=int, action="append", default=[], help="server PID to measure")
+    a(
+        "--db-pid",
+        type=int,
+        action="append",
+        default=[],
+        help="database PID to measure apart (e.g. the postmaster; its backends are children)",
+    )
+    a(
+        "--viewer-url",
+        action="append",
+        default=[],
+        help="where viewers connect (repeatable: spread over them; default --url)",
+    )
+    a("--note", action="append", default=[], help="free text kept in the report (repeatable)")
     a("--run-id", default=None, help="tag for video names and messages (default: random)")
     a("--deadline", type=float, default=None, help="hard overall bound, seconds")
     a("--json", dest="json_path", default=None, help="write the full report here")
@@ -91,15 +105,27 @@ async def detect_target(family: int, addr: tuple, host: str, path: str) -> str:
     return "nchan" if "nginx" in head.headers.get("server", "").lower() else "livehub"
 
 
-def build_config(args: argparse.Namespace) -> LoadConfig:
-    url = urlsplit(args.url)
+def _resolve(raw: str, allow_remote: bool) -> tuple[str, int, tuple, str]:
+    """``http://HOST:PORT[/path]`` -> (Host header, family, address, path)."""
+    url = urlsplit(raw)
     if url.scheme != "http" or not url.hostname:
         raise SystemExit("loadtest: --url must be http://HOST:PORT")
-    if url.hostname not in LOCAL_HOSTS and not args.allow_remote:
+    if url.hostname not in LOCAL_HOSTS and not allow_remote:
         raise SystemExit(f"loadtest: refusing remote host {url.hostname} (--allow-remote)")
     port = url.port or 80
     family, _, _, _, addr = socket.getaddrinfo(url.hostname, port, type=socket.SOCK_STREAM)[0]
-    for pid in args.server_pid:
+    return url.netloc, family, addr, url.path.rstrip("/")
+
+
+def build_config(args: argparse.Namespace) -> LoadConfig:
+    host, family, addr, base_path = _resolve(args.url, args.allow_remote)
+    viewer_targets = []
+    for raw in args.viewer_url:
+        v_host, v_family, v_addr, v_path = _resolve(raw, args.allow_remote)
+        if v_path != base_path:
+            raise SystemExit("loadtest: --viewer-url must have the same path prefix as --url")
+        viewer_targets.append((v_host, v_family, v_addr))
+    for pid in [*args.server_pid, *args.db_pid]:
         if not pid_alive(pid):
             raise SystemExit(f"loadtest: no process {pid}")
     if args.viewers < 0 or args.videos < 1 or args.duration <= 0 or args.procs < 1:
@@ -110,10 +136,10 @@ def build_config(args: argparse.Namespace) -> LoadConfig:
     if args.closed_loop and not args.posters:
         posters = 8
     return LoadConfig(
-        host=url.netloc,
+        host=host,
         family=family,
         addr=addr,
-        base_path=url.path.rstrip("/"),
+        base_path=base_path,
         target=args.target,
         run_id=args.run_id or secrets.token_hex(4),
         viewers=args.viewers,
@@ -134,6 +160,8 @@ def build_config(args: argparse.Namespace) -> LoadConfig:
         procs=min(args.procs, max(1, args.viewers)),
         jwt_secret=_secret(args),
         server_pids=tuple(args.server_pid),
+        db_pids=tuple(args.db_pid),
+        viewer_targets=tuple(viewer_targets),
     )
 
 
@@ -151,7 +179,7 @@ def _deadline(cfg: LoadConfig, given: float | None) -> float:
     )
 
 
-async def _main(cfg: LoadConfig, deadline: float) -> dict | None:
+async def _main(cfg: LoadConfig, deadline: float, notes: tuple[str, ...] = ()) -> dict | None:
     with trio.move_on_after(deadline):
         if cfg.target == "auto":
             path = cfg.video_path(0) + "-probe/stream"
@@ -163,7 +191,7 @@ async def _main(cfg: LoadConfig, deadline: float) -> dict | None:
                 "LIVEHUB_JWT_SECRET): posts go without a token",
                 file=sys.stderr,
             )
-        return build_report(cfg, await run_load(cfg))
+        return build_report(cfg, await run_load(cfg), notes)
     return None
 
 
@@ -177,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return 2 if exc.code else 0
     raise_nofile_limit()
-    report = trio.run(_main, cfg, _deadline(cfg, args.deadline))
+    report = trio.run(_main, cfg, _deadline(cfg, args.deadline), tuple(args.note))
     if report is None:
         print("loadtest: hard deadline reached, run cut short", file=sys.stderr)
         return 3

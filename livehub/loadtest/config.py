@@ -31,6 +31,12 @@ class LoadConfig:
     procs: int
     jwt_secret: str | None
     server_pids: tuple[int, ...]
+    # Database PIDs (e.g. the postmaster: its backends are its children), measured
+    # apart from the server so "server CPU" and "Postgres CPU" are both reported.
+    db_pids: tuple[int, ...] = ()
+    # Where viewers connect, as (host, family, addr) each; empty: where posts go.
+    # Viewer i uses entry (i // videos) % len, so every video has viewers on each.
+    viewer_targets: tuple[tuple[str, int, tuple], ...] = ()
 
     @property
     def marker(self) -> bytes:
@@ -42,6 +48,11 @@ class LoadConfig:
 
     def video_path(self, index: int) -> str:
         return f"{self.base_path}/comments/{self.video_name(index)}"
+
+    def viewer_target(self, viewer: int) -> int:
+        """Index into ``viewer_targets`` of viewer ``viewer`` (0 when there is none)."""
+        n = len(self.viewer_targets)
+        return (viewer // self.videos) % n if n > 1 else 0
 
     def is_resumer(self, viewer: int) -> bool:
         """Whether viewer ``viewer`` drops and resumes; spreads the fraction evenly."""

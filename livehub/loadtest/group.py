@@ -7,6 +7,7 @@ stragglers after posting, audits every viewer and sends back one result dict.
 from __future__ import annotations
 
 import time
+from array import array
 from bisect import bisect_left
 
 import trio
@@ -29,7 +30,7 @@ async def run_group(cfg: LoadConfig, shard: int, shards: int, ctl: Channel) -> N
     """Run viewers ``shard::shards`` until the coordinator's drain ends; send the result."""
     raise_nofile_limit()
     indexes = shard_viewers(cfg.viewers, shard, shards)
-    counters = ViewerCounters(len(indexes))
+    counters = ViewerCounters(len(indexes), len(cfg.viewer_targets))
     viewers = [Viewer(cfg, i, counters) for i in indexes]
     if not viewers:
         counters.all_connected.set()
@@ -76,6 +77,13 @@ async def _drop_resumers(viewers: list[Viewer], at: float) -> None:
             viewer.drop()
 
 
+def _concat(arrays: list[array]) -> array:
+    out = array("q")
+    for a in arrays:
+        out.extend(a)
+    return out
+
+
 def _expected_for(posts: list[tuple[int, int, int]], after_ns: int) -> Expected:
     """What a viewer connected at ``after_ns`` must get, from ``posts`` sorted by send_ns."""
     start = bisect_left(posts, (after_ns, -1, -1))
@@ -117,8 +125,11 @@ def _result(cfg, viewers, counters, accepted, post_start_ns, cpu_s, wall_s) -> d
     return {
         "audit": totals,
         "failed_viewers": failed,
-        "lat_live_us": counters.lat_live_us,
-        "lat_resumed_us": counters.lat_resumed_us,
+        "lat_live_us": _concat(counters.lat_live_us),
+        "lat_resumed_us": _concat(counters.lat_resumed_us),
+        "lat_live_by_target_us": counters.lat_live_us,
+        "lat_resumed_by_target_us": counters.lat_resumed_us,
+        "comment_reads": counters.comment_reads,
         "cpu_s": cpu_s,
         "wall_s": wall_s,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from array import array
 from dataclasses import asdict
 
@@ -28,14 +29,15 @@ def _merge_audit(groups: list[dict]) -> dict:
     return total
 
 
-def _server(cfg: LoadConfig, samples: dict, delivered: int, posted: int, window_s: float):
-    if not cfg.server_pids or samples.get("idle") is None:
+def _server(pids, cfg: LoadConfig, samples: dict, delivered: int, posted: int, window_s: float):
+    """CPU during posting + drain and RSS of the process trees at ``pids``."""
+    if not pids or samples.get("idle") is None:
         return None
     idle, connected = samples["idle"], samples["connected"]
     start, end = samples["post_start"], samples["drained"]
     cpu = end.cpu_s - start.cpu_s
     return {
-        "pids": list(cfg.server_pids),
+        "pids": list(pids),
         "cpu_s": round(cpu, 3),
         "cpu_core_fraction": round(cpu / window_s, 3) if window_s else None,
         "cpu_us_per_delivery": round(cpu * 1e6 / delivered, 2) if delivered else None,
@@ -64,7 +66,33 @@ def _loadtester(cfg: LoadConfig, raw: dict) -> dict:
     return {"processes": procs, "saturated": busy}
 
 
-def build_report(cfg: LoadConfig, raw: dict) -> dict:
+def _total(parts: list[dict | None], delivered: int, posted: int) -> dict | None:
+    """Server + Postgres CPU together, per delivered comment and per post."""
+    parts = [p for p in parts if p]
+    if len(parts) < 2:
+        return None
+    cpu = sum(p["cpu_s"] for p in parts)
+    return {
+        "cpu_s": round(cpu, 3),
+        "cpu_us_per_delivery": round(cpu * 1e6 / delivered, 2) if delivered else None,
+        "cpu_us_per_post": round(cpu * 1e6 / posted, 2) if posted else None,
+    }
+
+
+def _by_target(cfg: LoadConfig, groups: list[dict], name: str) -> dict | None:
+    """Latency per viewer URL, when viewers were spread over several."""
+    if len(cfg.viewer_targets) < 2:
+        return None
+    out = {}
+    for i, (host, _, _) in enumerate(cfg.viewer_targets):
+        merged = array("q")
+        for g in groups:
+            merged.extend(g[name][i])
+        out[f"http://{host}"] = summarize_us(merged, (50, 90, 99))
+    return out
+
+
+def build_report(cfg: LoadConfig, raw: dict, notes: tuple[str, ...] = ()) -> dict:
     groups, log = raw["groups"], raw["posts"]
     audit = _merge_audit(groups)
     live = summarize_us(_merge_arrays(groups, "lat_live_us"), (50, 90, 99))
@@ -86,6 +114,9 @@ def build_report(cfg: LoadConfig, raw: dict) -> dict:
         "errors": log.errors,
     }
     delivered = audit.get("received", 0)
+    comment_reads = sum(g.get("comment_reads", 0) for g in groups)
+    server = _server(cfg.server_pids, cfg, raw["server_samples"], delivered, log.accepted, window)
+    postgres = _server(cfg.db_pids, cfg, raw["db_samples"], delivered, log.accepted, window)
     clean = all(
         audit.get(k, 0) == 0
         for k in (*AUDIT_KEYS, "seq_mismatch", "never_connected", "viewers_failed")
@@ -93,17 +124,24 @@ def build_report(cfg: LoadConfig, raw: dict) -> dict:
     ok = log.accepted > 0 and (cfg.viewers == 0 or clean)
     return {
         "config": {k: v for k, v in asdict(cfg).items() if k != "jwt_secret"},
+        "notes": list(notes),
+        "machine": {"nproc": os.cpu_count(), "loadavg": raw.get("loadavg")},
         "ok": ok,
         "viewers_connected": raw["viewers_connected"],
         "phases_s": {k: round(v, 3) for k, v in phases.items()},
         "posts": posts,
         "delivery_latency": live,
         "delivery_latency_resumed": resumed,
+        "delivery_latency_by_viewer_url": _by_target(cfg, groups, "lat_live_by_target_us"),
         "deliveries": delivered,
         "deliveries_per_s": round(delivered / window, 1) if window else None,
+        "comment_reads": comment_reads,
+        "comments_per_read": round(delivered / comment_reads, 3) if comment_reads else None,
         "audit": audit,
         "failed_viewers": [v for g in groups for v in g["failed_viewers"]][:20],
-        "server": _server(cfg, raw["server_samples"], delivered, log.accepted, window),
+        "server": server,
+        "postgres": postgres,
+        "server_plus_postgres": _total([server, postgres], delivered, log.accepted),
         "loadtester": _loadtester(cfg, raw),
     }
 
@@ -146,6 +184,14 @@ def format_table(rep: dict) -> str:
             f"p99 {_ms(lat, 'p99_ms')}  max {_ms(lat, 'max_ms')}  (n={lat['count']})",
         ),
     ]
+    for url, by in (rep.get("delivery_latency_by_viewer_url") or {}).items():
+        rows.append(
+            (
+                f"  viewers at {url}",
+                f"p50 {_ms(by, 'p50_ms')}  p90 {_ms(by, 'p90_ms')}  p99 {_ms(by, 'p99_ms')}"
+                f"  max {_ms(by, 'max_ms')}  (n={by['count']})",
+            )
+        )
     if res["count"]:
         rows.append(
             (
@@ -154,7 +200,13 @@ def format_table(rep: dict) -> str:
                 f"  max {_ms(res, 'max_ms')}  (n={res['count']})",
             )
         )
-    rows.append(("deliveries", f"{rep['deliveries']} ({rep['deliveries_per_s']}/s)"))
+    rows.append(
+        (
+            "deliveries",
+            f"{rep['deliveries']} ({rep['deliveries_per_s']}/s)  in {rep['comment_reads']} "
+            f"reads ({rep['comments_per_read']} per read)",
+        )
+    )
     rows.append(
         (
             "audit",
@@ -172,11 +224,11 @@ def format_table(rep: dict) -> str:
             f"{audit.get('unexpected_disconnects', 0)}",
         )
     )
-    srv = rep["server"]
+    srv, pg, tot = rep["server"], rep["postgres"], rep["server_plus_postgres"]
     if srv:
         rows.append(
             (
-                "server CPU",
+                "server CPU" if not pg else "livehub CPU",
                 f"{srv['cpu_s']} s ({srv['cpu_core_fraction']} core)  "
                 f"{srv['cpu_us_per_delivery']} us/delivery  {srv['cpu_us_per_post']} us/post",
             )
@@ -189,6 +241,27 @@ def format_table(rep: dict) -> str:
                 f"{srv['kb_per_connection']}",
             )
         )
+    if pg:
+        rows.append(
+            (
+                "Postgres CPU",
+                f"{pg['cpu_s']} s ({pg['cpu_core_fraction']} core)  "
+                f"{pg['cpu_us_per_delivery']} us/delivery  {pg['cpu_us_per_post']} us/post",
+            )
+        )
+    if tot:
+        rows.append(
+            (
+                "livehub + Postgres",
+                f"{tot['cpu_s']} s  {tot['cpu_us_per_delivery']} us/delivery  "
+                f"{tot['cpu_us_per_post']} us/post",
+            )
+        )
+    la = (rep["machine"].get("loadavg") or {}).get("start")
+    if la:
+        rows.append(("machine", f"{rep['machine']['nproc']} cores, load avg at start {la}"))
+    for note in rep["notes"]:
+        rows.append(("note", note))
     for p in rep["loadtester"]["processes"]:
         rows.append(
             (f"loadtest {p['role']}", f"{p['cpu_s']:.2f} s CPU, {p['core_fraction']:.2f} core")

@@ -17,7 +17,7 @@ from livehub.loadtest.config import LoadConfig
 from livehub.loadtest.control import Channel, PipeChannel, memory_channel_pair
 from livehub.loadtest.group import run_group
 from livehub.loadtest.poster import PostLog, run_posters
-from livehub.loadtest.procstat import Sample, sample, self_cpu_seconds
+from livehub.loadtest.procstat import Sample, loadavg, sample, self_cpu_seconds
 
 PROC_JOIN_TIMEOUT_S = 10  # child processes get this long to exit after their result
 
@@ -55,9 +55,15 @@ def _stop_procs(procs: list, graceful: bool) -> None:
 
 async def run_load(cfg: LoadConfig) -> dict:
     """Run the whole test once; return the raw results for ``report.build_report``."""
-    pids = cfg.server_pids
-    out: dict[str, Any] = {"server": {}, "phases": {}}
-    server: dict[str, Sample | None] = {"idle": sample(pids)}
+    server: dict[str, Sample | None] = {}
+    db: dict[str, Sample | None] = {}
+
+    def take(name: str) -> None:
+        server[name] = sample(cfg.server_pids)
+        db[name] = sample(cfg.db_pids)
+
+    out: dict[str, Any] = {"server": {}, "phases": {}, "loadavg": {"start": loadavg()}}
+    take("idle")
     procs: list = []
     results: list[dict] = []
     try:
@@ -67,7 +73,7 @@ async def run_load(cfg: LoadConfig) -> dict:
             connected = [await ch.recv() for ch in channels]
             out["phases"]["connect_s"] = time.monotonic() - t_ramp
             out["viewers_connected"] = sum(c[1] for c in connected)
-            server["connected"] = sample(pids)
+            take("connected")
             await trio.sleep(cfg.settle_s)
 
             drop_at = None
@@ -75,12 +81,12 @@ async def run_load(cfg: LoadConfig) -> dict:
                 drop_at = time.monotonic() + cfg.resume_at_s
             for ch in channels:
                 await ch.send(("post_start", drop_at))
-            server["post_start"] = sample(pids)
+            take("post_start")
             cpu0, wall0 = self_cpu_seconds(), time.monotonic()
             log = PostLog()
             await run_posters(cfg, log)
             out["phases"]["posting_s"] = time.monotonic() - wall0
-            server["post_end"] = sample(pids)
+            take("post_end")
             cpu_post = self_cpu_seconds() - cpu0
 
             accepted = log.by_video()
@@ -90,7 +96,7 @@ async def run_load(cfg: LoadConfig) -> dict:
                 await ch.send(("drain", accepted, drain_until))
             results = [(await ch.recv())[1] for ch in channels]
             out["phases"]["drain_s"] = time.monotonic() - t_drain
-            server["drained"] = sample(pids)
+            take("drained")
             out["coordinator_cpu"] = {
                 "cpu_s": self_cpu_seconds() - cpu0,
                 "wall_s": time.monotonic() - wall0,
@@ -101,6 +107,8 @@ async def run_load(cfg: LoadConfig) -> dict:
             with trio.CancelScope(shield=True):  # bounded by PROC_JOIN_TIMEOUT_S
                 await trio.to_thread.run_sync(_stop_procs, procs, bool(results))
     out["server_samples"] = server
+    out["db_samples"] = db
+    out["loadavg"]["end"] = loadavg()
     out["posts"] = log
     out["groups"] = results
     return out

@@ -25,13 +25,18 @@ COMMENT_EVENTS = (b"comment", b"message")  # livehub's type, and nchan's default
 class ViewerCounters:
     """Process-wide numbers shared by the viewers of one group (one owner: its trio run)."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, targets: int = 1) -> None:
         self.total = total
         self.connected = 0  # viewers that connected at least once
         self.all_connected = trio.Event()
-        self.lat_live_us = array("q")  # post-to-receive latency, viewers that never dropped
-        self.lat_resumed_us = array("q")  # the same for viewers after they resumed
+        # post-to-receive latency per viewer target (``LoadConfig.viewer_targets``):
+        # viewers that never dropped, and viewers after they resumed
+        self.lat_live_us = [array("q") for _ in range(max(1, targets))]
+        self.lat_resumed_us = [array("q") for _ in range(max(1, targets))]
         self.foreign = 0  # events that were not this run's messages
+        # socket reads that carried at least one comment event: with one event per
+        # server write and a reader that keeps up, reads == writes (scenario w)
+        self.comment_reads = 0
 
 
 class Viewer:
@@ -40,6 +45,7 @@ class Viewer:
         "_counters",
         "_lat",
         "_scope",
+        "_target",
         "connected_ns",
         "disconnects",
         "dropping",
@@ -56,7 +62,8 @@ class Viewer:
     def __init__(self, cfg: LoadConfig, index: int, counters: ViewerCounters) -> None:
         self._cfg = cfg
         self._counters = counters
-        self._lat = counters.lat_live_us
+        self._target = cfg.viewer_target(index)
+        self._lat = counters.lat_live_us[self._target]
         self._scope: trio.CancelScope | None = None
         self.index = index
         self.video = index % cfg.videos
@@ -73,7 +80,7 @@ class Viewer:
     def drop(self) -> None:
         """Close the connection now; ``run`` waits the resume pause, then resumes."""
         self.dropping = True
-        self._lat = self._counters.lat_resumed_us
+        self._lat = self._counters.lat_resumed_us[self._target]
         if self._scope is not None:
             self._scope.cancel()
 
@@ -109,8 +116,11 @@ class Viewer:
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
         if self.last_id is not None:
             headers["Last-Event-ID"] = self.last_id.decode("latin-1")
-        request = build_request("GET", cfg.video_path(self.video) + "/stream", cfg.host, headers)
-        sock = await connect(cfg.family, cfg.addr, cfg.connect_timeout_s)
+        host, family, addr = cfg.host, cfg.family, cfg.addr
+        if cfg.viewer_targets:
+            host, family, addr = cfg.viewer_targets[self._target]
+        request = build_request("GET", cfg.video_path(self.video) + "/stream", host, headers)
+        sock = await connect(family, addr, cfg.connect_timeout_s)
         try:
             with trio.fail_after(cfg.connect_timeout_s):
                 await send_all(sock, request)
@@ -145,6 +155,7 @@ class Viewer:
         now_us = time.time_ns() // 1000
         marker = self._cfg.marker
         keys, ids, lat = self.keys, self.ids, self._lat
+        before = len(keys)
         for ev in events:
             if ev.event not in COMMENT_EVENTS:
                 continue
@@ -159,3 +170,5 @@ class Viewer:
             if key is not None:
                 ids.append(key)
             lat.append(now_us - token.send_ns // 1000)
+        if len(keys) != before:
+            self._counters.comment_reads += 1
