@@ -24,6 +24,12 @@ from pathlib import Path
 
 from livehub.loadtest.stack import livehub_stack, versions
 
+BENCH_ENV = {
+    "LIVEHUB_POST_RATE_PER_SECOND": "1000000",
+    "LIVEHUB_POST_BURST": "1000000",
+    "LIVEHUB_MAX_STREAMS": "30000",
+}
+
 
 def run(
     loadtest_flags: list[str],
@@ -41,6 +47,9 @@ def run(
     ``on_ready(pg, nodes)`` runs after the servers are ready and may return extra
     loadtest flags; ``on_done(...)`` is not needed: callers read the JSON.
     """
+    # The load tester's posters are a few users posting many times a second: lift the
+    # per-user post limit and the stream cap (policies, not what is measured).
+    env = {**BENCH_ENV, **(env or {})}
     with livehub_stack(nodes, workers, env, durable, log_dir) as (pg, started):
         fsync = pg.fsync()
         durability = "durable, as users run it" if fsync == "on" else "NOT durable"

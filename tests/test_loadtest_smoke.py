@@ -1,0 +1,86 @@
+"""A short run of the load tester against the real server: zero loss, latencies reported.
+
+The server is ``python -m livehub serve`` on the test cluster (``start_livehub``), the load
+tester runs as users run it (``python -m livehub.loadtest ... --json``), a few seconds with
+few viewers, a fifth of them dropping and resuming with Last-Event-ID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from .support import ROOT, SECRET, start_livehub
+
+VIEWERS, VIDEOS, RATE, DURATION_S = 20, 2, 20, 3
+
+
+def test_loadtest_smoke(dsn, tmp_path):
+    server = start_livehub(dsn, LIVEHUB_POST_RATE_PER_SECOND="1000", LIVEHUB_POST_BURST="1000")
+    out = tmp_path / "smoke.json"
+    try:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "livehub.loadtest",
+                "--url",
+                server.url,
+                "--target",
+                "livehub",
+                "--viewers",
+                str(VIEWERS),
+                "--videos",
+                str(VIDEOS),
+                "--rate",
+                str(RATE),
+                "--duration",
+                str(DURATION_S),
+                "--settle",
+                "0.3",
+                "--drain",
+                "5",
+                "--resume-fraction",
+                "0.2",
+                "--resume-pause",
+                "0.5",
+                "--server-pid",
+                str(server.proc.pid),
+                "--deadline",
+                "30",
+                "--json",
+                str(out),
+            ],
+            cwd=ROOT,
+            env=dict(os.environ, LIVEHUB_JWT_SECRET=SECRET),
+            capture_output=True,
+            text=True,
+            timeout=40,
+        )
+    finally:
+        server.stop()
+    assert proc.returncode == 0, proc.stdout + proc.stderr + server.log()[-3000:]
+    rep = json.loads(out.read_text())
+    audit, posts = rep["audit"], rep["posts"]
+
+    assert rep["ok"] and rep["viewers_connected"] == VIEWERS
+    for key in ("missing", "duplicates", "unexpected", "order_regressions", "seq_gaps"):
+        assert audit[key] == 0, (key, audit, rep["failed_viewers"])
+    assert audit["seq_mismatch"] == 0 and audit["never_connected"] == 0
+    assert audit["resumers"] == VIEWERS // 5
+
+    expected_posts = RATE * DURATION_S
+    assert posts["attempted"] == posts["accepted"] == expected_posts, posts
+    assert posts["rejected_4xx"] == posts["rejected_5xx"] == posts["failed"] == 0
+    # every viewer saw every comment of its video (all connected before posting began)
+    assert audit["received"] == audit["expected"] == VIEWERS * expected_posts // VIDEOS
+
+    lat = rep["delivery_latency"]
+    assert lat["count"] > 0
+    assert 0 < lat["p50_ms"] <= lat["p90_ms"] <= lat["p99_ms"] <= lat["max_ms"] < 5000, lat
+    assert rep["delivery_latency_resumed"]["count"] > 0
+    post_lat = posts["latency"]
+    assert 0 < post_lat["p50_ms"] <= post_lat["p99_ms"] < 5000, post_lat
+    assert rep["server"]["cpu_s"] >= 0 and rep["server"]["rss_connected_kb"] > 0
