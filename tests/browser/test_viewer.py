@@ -88,7 +88,8 @@ async def test_scrolling_up_loads_all_history_once_in_order_and_keeps_the_view(
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
             for i in range(n):
-                nursery.start_soon(post, client, "history", f"comment {i}")
+                # one user each: this is about history, not rate limits
+                nursery.start_soon(post, client, "history", f"comment {i}", f"u{i}")
     page = await browser.open(server.url + "/videos/history")
     await browser.call(viewer.wait_state, page, "live")
     await browser.call(viewer.wait_seqs, page, list(range(71, n + 1)))  # the newest page
