@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from .actors.messages import Subscribed
 from .actors.registry import Registry
-from .actors.subscriber import Frame, Lagged, Resubscribe
+from .actors.subscriber import DirectSink, Frame, Lagged, Resubscribe, Subscription
 from .store import PgCommentStore
 
 CATCHUP_PAGE = 1000  # comments per catch-up read; the live queue keeps filling meanwhile
@@ -32,8 +32,9 @@ class Feed:
         self._store = store
         self.video_id = video_id
         self._on_catchup = on_catchup or (lambda reason: None)
-        self._sub = None
-        self.position = 0
+        self._sub: Subscription | None = None
+        self._position = 0  # until subscribed; then the subscription holds it
+        self._direct: DirectSink | None = None
         self._gap: tuple[int, int | None] | None = None  # (after, until or None: to head)
         self._held: list[Frame] = []
         self._ready: list[Frame] = []
@@ -42,13 +43,38 @@ class Feed:
         """Subscribe; raises StoreUnavailable when the actor cannot start."""
         s = await self._registry.subscribe(self.video_id, after, backlog)
         if after is None:
-            self.position = s.replay[0].seq - 1 if s.replay else s.last_delivered
+            self._position = s.replay[0].seq - 1 if s.replay else s.last_delivered
         else:
-            self.position = after
+            self._position = after
         self._take(s)
 
+    @property
+    def position(self) -> int:
+        """The last seq this viewer has been given (the actor may advance it by
+        writing a frame directly)."""
+        return self._sub.position if self._sub is not None else self._position
+
+    @position.setter
+    def position(self, seq: int) -> None:
+        if self._sub is not None:
+            self._sub.position = seq
+        self._position = seq
+
+    def attach_direct(self, sink: DirectSink) -> None:
+        """Let the actor write live frames straight to ``sink`` while we are idle."""
+        self._direct = sink
+        if self._sub is not None:
+            self._sub.direct = sink
+
+    def set_direct_ready(self, ready: bool) -> None:
+        if self._sub is not None:
+            self._sub.direct_ready = ready
+
     def _take(self, s: Subscribed) -> None:
+        position = self.position
         self._sub = s.sub
+        self._sub.position = position
+        self._sub.direct = self._direct
         if s.store_gap is not None:
             self._gap = s.store_gap
             self._on_catchup("resume")
@@ -57,11 +83,14 @@ class Feed:
 
     def close(self) -> None:
         if self._sub is not None:
+            self._position = self._sub.position
+            self._sub.direct = None
             self._registry.unsubscribe_nowait(self.video_id, self._sub)
             self._sub = None
 
     async def next_batch(self) -> list[Frame]:
-        """The next frames (at least one), in seq order, continuing at position + 1.
+        """The next frames, in seq order, continuing at position + 1 ([]: nothing but
+        the unfinished tail of a direct write, which the caller writes first).
 
         Raises:
             StoreUnavailable: a catch-up read failed; the viewer should reconnect.
@@ -93,9 +122,13 @@ class Feed:
                 self._gap = (self.position, None)
                 continue
             except Resubscribe:
-                s = await self._registry.subscribe(self.video_id, self.position, 0)
+                self._position = self._sub.position
+                self._sub.direct = None
+                s = await self._registry.subscribe(self.video_id, self._position, 0)
                 self._take(s)
                 continue
+            if not frames:
+                return []  # only a direct write's tail to finish
             out = self._accept(frames)
             if out:
                 return out

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Protocol
 
 import trio
 
 from ..model import Comment
-from ..sse import encode_comments
+from ..sse import encode_comments, http_chunk
 
 
 class Lagged(Exception):
@@ -29,11 +30,12 @@ class Frame:
     """A contiguous run of comments delivered together; each encoding is made once
     and shared by every subscriber."""
 
-    __slots__ = ("_json", "_sse", "comments")
+    __slots__ = ("_chunk", "_json", "_sse", "comments")
 
     def __init__(self, comments: list[Comment]) -> None:
         self.comments = comments
         self._sse: bytes | None = None
+        self._chunk: bytes | None = None
         self._json: list[str] | None = None
 
     @property
@@ -49,6 +51,12 @@ class Frame:
             self._sse = encode_comments(self.comments)
         return self._sse
 
+    def sse_chunk(self) -> bytes:
+        """The SSE bytes framed as one HTTP/1.1 chunk, for direct writes."""
+        if self._chunk is None:
+            self._chunk = http_chunk(self.sse())
+        return self._chunk
+
     def json_messages(self) -> list[str]:
         if self._json is None:
             self._json = [c.to_json() for c in self.comments]
@@ -62,10 +70,30 @@ class SubscriptionStatistics:
     closed: bool
 
 
-class Subscription:
-    """A bounded frame queue between one actor (producer) and one viewer (consumer)."""
+class DirectSink(Protocol):
+    """A transport the actor may write a frame to without waiting (see http/transport.py)."""
 
-    def __init__(self, max_frames: int) -> None:
+    chunked: bool
+
+    @property
+    def has_pending(self) -> bool: ...
+
+    def try_write(self, framed: bytes) -> bool: ...
+
+
+class Subscription:
+    """A bounded frame queue between one actor (producer) and one viewer (consumer).
+
+    ``position`` is the last seq the viewer has been given. While the viewer is idle
+    and caught up (``direct_ready``), the actor writes a frame that continues exactly
+    at ``position + 1`` straight to the viewer's ``direct`` sink instead of queueing
+    it: no task switch per viewer per frame.
+    """
+
+    def __init__(self, max_frames: int, position: int = 0) -> None:
+        self.position = position
+        self.direct: DirectSink | None = None
+        self.direct_ready = False
         self._frames: deque[Frame] = deque()
         self._max_frames = max(1, max_frames)
         self._wakeup = trio.Event()
@@ -75,6 +103,27 @@ class Subscription:
         self.lagged_count = 0
 
     # -- actor side (synchronous, never blocks) --
+    def offer_direct(self, frame: Frame) -> bool:
+        """Write ``frame`` straight to the viewer if it is idle, caught up and the
+        socket takes it now; False: queue it with :meth:`push_nowait` instead."""
+        sink = self.direct
+        if (
+            sink is None
+            or not self.direct_ready
+            or self._frames
+            or self._lagged
+            or self._cancelled
+            or frame.first != self.position + 1
+        ):
+            return False
+        if not sink.try_write(frame.sse_chunk() if sink.chunked else frame.sse()):
+            return False
+        self.position = frame.last
+        if sink.has_pending:  # the viewer's task finishes the write
+            self.direct_ready = False
+            self._wakeup.set()
+        return True
+
     def push_nowait(self, frame: Frame) -> bool:
         """Queue ``frame``; returns False when it overflowed and the queue was dropped."""
         if self._closed or self._cancelled:
@@ -107,7 +156,8 @@ class Subscription:
         return self._cancelled
 
     async def receive_batch(self) -> list[Frame]:
-        """Everything queued, waiting until there is something.
+        """Everything queued, waiting until there is something ([]: only a direct
+        write's unfinished tail is waiting for the viewer's task).
 
         Raises:
             Lagged: frames were dropped; the flag is cleared, so frames pushed from now
@@ -122,6 +172,8 @@ class Subscription:
                 frames = list(self._frames)
                 self._frames.clear()
                 return frames
+            if self.direct is not None and self.direct.has_pending:
+                return []  # nothing queued, but a direct write is left to finish
             if self._closed:
                 raise Resubscribe()
             self._wakeup = trio.Event()

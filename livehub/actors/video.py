@@ -52,6 +52,7 @@ class ActorStatistics:
     ring_size: int
     lagged_drops: int
     gap_reads: int
+    direct_writes: int  # frames written to a viewer's socket by the actor itself
 
 
 class VideoActor:
@@ -82,6 +83,7 @@ class VideoActor:
         self._last_activity = 0.0
         self._lagged_drops = 0
         self._gap_reads = 0
+        self._direct_writes = 0
         self._needs_resync = False
 
     def statistics(self) -> ActorStatistics:
@@ -92,6 +94,7 @@ class VideoActor:
             len(self._ring),
             self._lagged_drops,
             self._gap_reads,
+            self._direct_writes,
         )
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -229,6 +232,9 @@ class VideoActor:
         self._last_flush = now
         gone = []
         for sub in self._subs:
+            if sub.offer_direct(frame):
+                self._direct_writes += 1
+                continue
             if not sub.push_nowait(frame):
                 if sub.cancelled:
                     gone.append(sub)
