@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import secrets
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from . import logs
 from .config import Settings, SettingsError
 from .pgcluster import Cluster, PostgresNotFound
 
@@ -67,7 +67,8 @@ def database_env(settings: Settings, need_secret: bool = True) -> Iterator[Setti
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from hypercorn.config import Config
-    from hypercorn.run import run
+
+    from .workers import serve
 
     config = Config.from_toml(args.config) if args.config else Config()
     config.application_path = "livehub.asgi:app"
@@ -85,7 +86,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             f"livehub: serving on http://{config.bind[0]} with {config.workers} worker(s)",
             file=sys.stderr,
         )
-        return run(config)
+        return serve(config, s.drain_timeout_seconds, s.log_format)
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -148,9 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
     sub.add_parser("loadtest", help="drive a running server (see `livehub loadtest --help`)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         settings = Settings.from_env()
+        logs.configure(settings.log_format)
         handler = {"serve": cmd_serve, "migrate": cmd_migrate, "token": cmd_token}
         return handler[args.command](args, settings)
     except (SettingsError, PostgresNotFound) as exc:

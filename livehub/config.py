@@ -65,6 +65,30 @@ class Settings:
     # Dev-only token endpoint for the viewer page.
     dev_tokens: bool = False
 
+    # Limits (docs/OPERATIONS.md). Posting: a token bucket per user per node.
+    post_rate_per_second: float = 5.0
+    post_burst: int = 10
+    # Slow mode: minimum seconds between one user's posts on one video (0: off), and
+    # per-video overrides as "video=seconds,other=seconds".
+    slow_mode_seconds: float = 0.0
+    slow_mode_videos: str = ""
+    # Open SSE + WebSocket streams one node accepts; past it new ones get 503.
+    max_streams: int = 10000
+    # Retry-After (seconds) on a 503 for a full node or one shutting down.
+    overload_retry_seconds: float = 2.0
+
+    # Viewer counts: each node publishes its own every interval; rows older than the
+    # TTL (a node that died) are ignored.
+    viewer_count_seconds: float = 3.0
+    viewer_count_ttl_seconds: float = 15.0
+
+    # Graceful shutdown: how long draining (ending streams, finishing posts) may take
+    # before Hypercorn's own graceful_timeout starts.
+    drain_timeout_seconds: float = 5.0
+    # Logs: "json" (one object per line) or "text"; access_log: one line per request.
+    log_format: str = "json"
+    access_log: bool = True
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Build settings from ``LIVEHUB_<FIELD>`` variables, then ``overrides``.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -11,12 +12,16 @@ import trio
 
 from .actors.registry import Registry
 from .bus import PgBus
-from .config import Settings
+from .config import Settings, SettingsError
 from .errors import StoreUnavailable
+from .gate import Gate
 from .metrics import Metrics
 from .migrate import migrate
+from .model import Comment
 from .pg import Database, open_database
+from .ratelimit import PostLimiter, SlowMode, TokenBucket, parse_per_video
 from .store import PgCommentStore
+from .viewers import ViewerCounts
 
 log = logging.getLogger("livehub.service")
 
@@ -31,6 +36,45 @@ class Service:
     bus: PgBus
     registry: Registry
     metrics: Metrics
+    gate: Gate
+    limiter: PostLimiter
+    viewers: ViewerCounts
+
+    @property
+    def node_id(self) -> str:
+        return self.bus.node_id
+
+
+def post_limiter(settings: Settings) -> PostLimiter:
+    """The node's posting limits from settings (clock: time.monotonic).
+
+    Raises:
+        SettingsError: a limit does not make sense.
+    """
+    try:
+        bucket = TokenBucket(settings.post_rate_per_second, settings.post_burst, time.monotonic)
+        per_video = parse_per_video(settings.slow_mode_videos)
+    except ValueError as exc:
+        raise SettingsError(f"posting limits: {exc}") from None
+    return PostLimiter(bucket, SlowMode(settings.slow_mode_seconds, per_video, time.monotonic))
+
+
+class _ObservedBus:
+    """The bus as the registry sees it, observing each committed batch's size."""
+
+    def __init__(self, bus: PgBus, metrics: Metrics) -> None:
+        self._bus = bus
+        self._metrics = metrics
+
+    async def listen(self, video_id: str) -> None:
+        await self._bus.listen(video_id)
+
+    def unlisten(self, video_id: str) -> None:
+        self._bus.unlisten(video_id)
+
+    def committed(self, video_id: str, comments: list[Comment]) -> None:
+        self._metrics.committed(comments)
+        self._bus.committed(video_id, comments)
 
 
 @contextlib.asynccontextmanager
@@ -53,14 +97,26 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             await _migrate_with_retry(db)
         store = PgCommentStore(db)
         metrics = Metrics()
+        limiter = post_limiter(settings)
+        gate = Gate(settings.max_streams, settings.overload_retry_seconds)
         bus = PgBus(db, settings.database_url, settings)
-        registry = Registry(store, settings, bus, on_delivered=metrics.delivered)
+        registry = Registry(
+            store, settings, _ObservedBus(bus, metrics), on_delivered=metrics.delivered
+        )
         bus.attach(registry.notify_nowait, registry.resync_all)
-        metrics.bind(registry, bus, db)
+        viewers = ViewerCounts(
+            db,
+            gate,
+            bus.node_id,
+            settings.viewer_count_seconds,
+            settings.viewer_count_ttl_seconds,
+        )
+        metrics.bind(registry, bus, db, gate, viewers, settings.db_pool_max)
         async with trio.open_nursery() as nursery:
             await nursery.start(registry.run)
             await nursery.start(bus.run)
-            yield Service(settings, db, store, bus, registry, metrics)
+            await nursery.start(viewers.run)
+            yield Service(settings, db, store, bus, registry, metrics, gate, limiter, viewers)
             nursery.cancel_scope.cancel()
 
 

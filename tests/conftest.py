@@ -38,6 +38,9 @@ def settings(dsn, tmp_path) -> Settings:
         data_dir=str(tmp_path),
         heartbeat_seconds=15.0,
         db_command_timeout_seconds=3.0,
+        # Tests post hundreds of comments as one user; the rate limit has its own tests.
+        post_rate_per_second=1e6,
+        post_burst=1_000_000,
     )
 
 

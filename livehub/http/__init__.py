@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import trio
+from quart import Response, g, request, websocket
 from quart_trio import QuartTrio
 
+from .. import logs
 from ..config import Settings
 from ..service import open_service
 from ..sockets import set_user_timeout_on_listeners
@@ -41,10 +44,44 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
         _tune_listeners(app)
 
     @app.before_request
-    async def tune_once() -> None:
+    async def tune_once() -> Response | None:
         # In-process servers create their listeners after startup: catch those too.
         if not app.listeners_tuned:
             _tune_listeners(app)
+        g.started = time.perf_counter()
+        g.request_id = logs.accept_request_id(request.headers.get("X-Request-Id"))
+        logs.request_id.set(g.request_id)
+        if request.path == "/readyz" and app.service is not None and app.service.gate.draining:
+            # A balancer polling readiness stops sending here while the node drains.
+            return errors.error_response(503, "shutting_down", "this node is shutting down")
+        return None
+
+    @app.after_request
+    async def stamp(response: Response) -> Response:
+        """Echo the request id, name the node, count refused posts, log the request."""
+        rid = g.get("request_id") or logs.accept_request_id(None)
+        response.headers["X-Request-Id"] = rid
+        svc = app.service
+        if svc is not None:
+            response.headers["X-Livehub-Node"] = svc.node_id
+            if svc.gate.draining:
+                # Shutting down: no further requests on this connection, so Hypercorn
+                # need not wait out graceful_timeout for a busy keep-alive client.
+                response.headers["Connection"] = "close"
+            if request.method == "POST" and response.status_code >= 400:
+                if request.path.startswith("/comments/"):
+                    svc.metrics.post_errors.labels(str(response.status_code)).inc()
+        if settings.access_log:
+            started = g.get("started") or time.perf_counter()
+            logs.log_access(request.method, request.path, response.status_code, started)
+        return response
+
+    @app.before_websocket
+    async def websocket_request_id() -> None:
+        g.request_id = logs.accept_request_id(websocket.headers.get("X-Request-Id"))
+        logs.request_id.set(g.request_id)
+        if settings.access_log:
+            logs.access_log.info("websocket", extra={"path": websocket.path})
 
     return app
 

@@ -9,7 +9,7 @@ from quart import Blueprint, Response, current_app, request
 
 from .. import validate
 from ..auth import user_from_header
-from ..errors import PayloadTooLarge, UnsupportedMediaType
+from ..errors import PayloadTooLarge, RateLimited, UnsupportedMediaType
 from ..model import Draft
 
 bp = Blueprint("comments", __name__)
@@ -47,6 +47,23 @@ def _check_content_type() -> None:
         raise UnsupportedMediaType("Content-Type must be application/json")
 
 
+def check_limits(svc, user_id: str, video_id: str) -> None:
+    """Count a post against the user's rate limit and the video's slow mode.
+
+    Raises:
+        RateLimited: over either (429 with Retry-After); nothing was counted.
+    """
+    refusal = svc.limiter.acquire(user_id, video_id)
+    if refusal is None:
+        return
+    svc.metrics.posts_limited.labels(refusal.reason).inc()
+    if refusal.reason == "slow_mode":
+        message = "slow mode is on for this video: wait before posting again"
+    else:
+        message = "too many posts: slow down"
+    raise RateLimited(message, refusal.retry_after_seconds)
+
+
 @bp.post("/comments/<video_id>")
 async def post_comment(video_id: str) -> Response:
     started = time.perf_counter()
@@ -57,7 +74,9 @@ async def post_comment(video_id: str) -> Response:
     _check_content_type()
     body = await read_body_limited(settings.max_body_bytes)
     message = validate.comment_message(body, settings.max_message_chars)
-    comment = await svc.registry.post(video_id, Draft(user_id, message))
+    with svc.gate.post():  # a drain waits for this post (or refuses it: 503)
+        check_limits(svc, user_id, video_id)
+        comment = await svc.registry.post(video_id, Draft(user_id, message))
     svc.metrics.posts.inc()
     svc.metrics.post_latency.observe(time.perf_counter() - started)
     return _json(comment.as_dict(), 201)
@@ -77,7 +96,19 @@ async def get_comments(video_id: str) -> Response:
     if since is not None:
         comments = await svc.store.read_range(video_id, since, None, limit)
         next_since = comments[-1].seq if comments else since
-        return _json({"comments": [c.as_dict() for c in comments], "next_since": next_since})
+        return _json(
+            {
+                "comments": [c.as_dict() for c in comments],
+                "next_since": next_since,
+                "viewers": await svc.viewers.read_total(video_id),
+            }
+        )
     comments = await svc.store.history(video_id, cursor, limit)
     next_cursor = comments[-1].seq if len(comments) == limit and comments[-1].seq > 1 else None
-    return _json({"comments": [c.as_dict() for c in comments], "next_cursor": next_cursor})
+    return _json(
+        {
+            "comments": [c.as_dict() for c in comments],
+            "next_cursor": next_cursor,
+            "viewers": await svc.viewers.read_total(video_id),
+        }
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import trio
@@ -10,6 +11,7 @@ from quart import Blueprint, Response, current_app, request
 from .. import sse, validate
 from ..errors import StoreUnavailable
 from ..feed import Feed
+from ..gate import Draining
 
 bp = Blueprint("stream", __name__)
 
@@ -24,14 +26,16 @@ async def stream(video_id: str) -> Response:
     )
     backlog = validate.non_negative_int("backlog", request.args.get("backlog")) or 0
     backlog = min(backlog, settings.backlog_max)
+    slot = svc.gate.open_stream(video_id)  # full or draining: 503 with Retry-After
     feed = Feed(svc.registry, svc.store, video_id, svc.metrics.catchups_inc)
     try:
         await feed.start(after, backlog)
     except BaseException:
         feed.close()
+        slot.close()
         raise
     response = Response(
-        _events(feed, settings.sse_retry_ms, settings.heartbeat_seconds, svc.metrics),
+        _events(feed, slot, svc),
         content_type="text/event-stream; charset=utf-8",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -39,23 +43,76 @@ async def stream(video_id: str) -> Response:
     return response
 
 
-async def _events(feed: Feed, retry_ms: int, heartbeat: float, metrics) -> AsyncIterator[bytes]:
-    """One yield is one socket write: everything queued goes out together."""
+def viewers_event(count: int) -> bytes:
+    return sse.encode_event("viewers", json.dumps({"count": count}))
+
+
+async def _events(feed: Feed, slot, svc) -> AsyncIterator[bytes]:
+    """One yield is one socket write: everything queued goes out together, with the
+    viewer count when it changed; a ping when idle. A drain ends the stream after a
+    retry hint: the viewer reconnects (to another node) with its Last-Event-ID."""
+    metrics, gate = svc.metrics, svc.gate
+    retry = sse.retry_hint(svc.settings.sse_retry_ms)
     metrics.connections.inc()
     try:
-        yield sse.retry_hint(retry_ms)
+        extras = _Extras(svc, feed.video_id)
+        yield retry + extras.viewers()
         while True:
-            frames = None
-            with trio.move_on_after(heartbeat):
-                frames = await feed.next_batch()
-            if frames is None:
-                yield sse.PING
-            elif len(frames) == 1:
-                yield frames[0].sse()
-            else:
-                yield b"".join(f.sse() for f in frames)
-    except StoreUnavailable:
+            try:
+                frames = await gate.wait(feed.next_batch, extras.deadline())
+            except Draining:  # node shutting down: reconnect (elsewhere) to resume
+                yield retry
+                return
+            data = extras.compose(frames)
+            if data:
+                yield data
+    except (StoreUnavailable, trio.BrokenResourceError, trio.ClosedResourceError):
         return  # cannot continue gaplessly now: end; EventSource resumes by Last-Event-ID
     finally:
         feed.close()
+        slot.close()
         metrics.connections.dec()
+
+
+class _Extras:
+    """What a stream owes its viewer besides comments: the video's viewer count when it
+    changed (checked every viewer_count_seconds) and a ping after heartbeat_seconds
+    of silence. Deadlines are on Trio's clock."""
+
+    def __init__(self, svc, video_id: str) -> None:
+        self._settings = svc.settings
+        self._counts = svc.viewers
+        self._video_id = video_id
+        self._count = self._counts.total(video_id)
+        now = trio.current_time()
+        self._next_ping = now + self._settings.heartbeat_seconds
+        self._next_count = now + self._settings.viewer_count_seconds
+
+    def viewers(self) -> bytes:
+        return viewers_event(self._count)
+
+    def deadline(self) -> float:
+        return min(self._next_ping, self._next_count)
+
+    def compose(self, frames: list | None) -> bytes:
+        """The bytes of one write (b"": nothing due): frames, count, or a ping."""
+        now = trio.current_time()
+        data = _join(frames) if frames else b""
+        if now >= self._next_count:
+            self._next_count = now + self._settings.viewer_count_seconds
+            count = self._counts.total(self._video_id)
+            if count != self._count:
+                self._count = count
+                data += viewers_event(count)
+        if data:
+            self._next_ping = now + self._settings.heartbeat_seconds
+        elif now >= self._next_ping:
+            self._next_ping = now + self._settings.heartbeat_seconds
+            data = sse.PING
+        return data
+
+
+def _join(frames: list) -> bytes:
+    if len(frames) == 1:
+        return frames[0].sse()
+    return b"".join(f.sse() for f in frames)

@@ -5,6 +5,9 @@ Server -> client, one JSON text message each:
   {"type": "posted", "comment": {...}}    the answer to a post (then also a "comment")
   {"type": "error", "error": {"code", "message"}, "status": N}   (a bad post, ...)
   {"type": "ping"}                        after heartbeat_seconds without a comment
+  {"type": "viewers", "count": N}         viewers of the video on every node, on change
+The server closes with 1012 (service restart) when the node shuts down and 1013 when
+it cannot continue gaplessly: reconnect (to any node) with ``?last_event_id=``.
 Client -> server: {"type": "post", "message": "..."}; an optional "ref" is echoed back
 in the answer. Connect with ``?token=<JWT>`` (browsers cannot set headers) or an
 ``Authorization: Bearer`` header to post; without one the socket is read-only. A bad
@@ -15,6 +18,7 @@ token is refused at the handshake with the 401 JSON a POST would get. Resume wit
 from __future__ import annotations
 
 import json
+import time
 
 import trio
 from quart import Blueprint, current_app, websocket
@@ -22,7 +26,9 @@ from quart import Blueprint, current_app, websocket
 from .. import auth, validate
 from ..errors import BadRequest, LivehubError, PayloadTooLarge, StoreUnavailable, Unauthorized
 from ..feed import Feed
+from ..gate import Draining
 from ..model import Draft
+from .comments import check_limits
 from .errors import status_of
 
 bp = Blueprint("ws", __name__)
@@ -30,6 +36,7 @@ bp = Blueprint("ws", __name__)
 PING = '{"type":"ping"}'
 COMMENT_PREFIX = '{"type":"comment","comment":'  # + the frame's shared comment JSON + "}"
 CLOSE_TRY_AGAIN = 1013  # RFC 6455 "Try Again Later": reconnect with last_event_id
+CLOSE_RESTART = 1012  # "Service Restart": this node shuts down; reconnect elsewhere
 
 
 @bp.websocket("/comments/<video_id>/ws")
@@ -48,6 +55,7 @@ async def comments_ws(video_id: str) -> None:
     token = _connect_token()
     if token is not None:
         auth.verify(token, settings.jwt_secret)  # refuse the handshake with a 401
+    slot = svc.gate.open_stream(video_id)  # full or draining: 503 at the handshake
     feed = Feed(svc.registry, svc.store, video_id, svc.metrics.catchups_inc)
     svc.metrics.connections.inc()
     try:
@@ -55,10 +63,11 @@ async def comments_ws(video_id: str) -> None:
         await websocket.accept()
         out = _Outbox()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_write_feed, feed, out, settings.heartbeat_seconds, nursery)
+            nursery.start_soon(_write_feed, feed, out, svc, nursery)
             await _read_posts(video_id, token, out)
     finally:
         feed.close()
+        slot.close()
         svc.metrics.connections.dec()
 
 
@@ -87,17 +96,38 @@ class _Outbox:
             await websocket.send(text)
 
 
-async def _write_feed(feed: Feed, out: _Outbox, heartbeat: float, nursery: trio.Nursery) -> None:
-    """Feed frames to the socket in seq order; a ping when idle. The Feed's bounded
-    subscription lags into a store catch-up while this task waits on a slow client."""
+async def _write_feed(feed: Feed, out: _Outbox, svc, nursery: trio.Nursery) -> None:
+    """Feed frames to the socket in seq order; the viewer count when it changed; a
+    ping when idle. The Feed's bounded subscription lags into a store catch-up while
+    this task waits on a slow client. A drain closes with 1012 once the node's posts
+    in flight (this client's too) are answered."""
+    settings, gate = svc.settings, svc.gate
+    count = svc.viewers.total(feed.video_id)
+    await out.send(_viewers_message(count))
+    now = trio.current_time()
+    next_ping = now + settings.heartbeat_seconds
+    next_count = now + settings.viewer_count_seconds
     try:
         while True:
-            frames = None
-            with trio.move_on_after(heartbeat):
-                frames = await feed.next_batch()
+            try:
+                frames = await gate.wait(feed.next_batch, min(next_ping, next_count))
+            except Draining:
+                await gate.wait_posts_done()
+                await websocket.close(CLOSE_RESTART, "server restarting; reconnect")
+                nursery.cancel_scope.cancel()
+                return
+            now = trio.current_time()
+            if now >= next_count:
+                next_count = now + settings.viewer_count_seconds
+                if (n := svc.viewers.total(feed.video_id)) != count:
+                    count = n
+                    await out.send(_viewers_message(n))
             if frames is None:
-                await out.send(PING)
+                if now >= next_ping:
+                    next_ping = now + settings.heartbeat_seconds
+                    await out.send(PING)
                 continue
+            next_ping = now + settings.heartbeat_seconds
             for frame in frames:
                 for comment in frame.json_messages():
                     await out.send(COMMENT_PREFIX + comment + "}")
@@ -115,6 +145,7 @@ async def _read_posts(video_id: str, token: str | None, out: _Outbox) -> None:
         raw = await websocket.receive()
         body = raw.encode("utf-8") if isinstance(raw, str) else raw
         ref = None
+        started = time.perf_counter()
         try:
             data = _parse_object(body, svc.settings.max_body_bytes)
             ref = data.get("ref")
@@ -124,15 +155,22 @@ async def _read_posts(video_id: str, token: str | None, out: _Outbox) -> None:
             if token is None:
                 raise Unauthorized("posting needs a token: connect with ?token=<JWT>")
             user_id = auth.verify(token, svc.settings.jwt_secret)  # it may have expired
-            comment = await svc.registry.post(video_id, Draft(user_id, message))
+            with svc.gate.post():  # a drain waits until the answer below is written
+                check_limits(svc, user_id, video_id)
+                comment = await svc.registry.post(video_id, Draft(user_id, message))
+                svc.metrics.posts.inc()
+                svc.metrics.post_latency.observe(time.perf_counter() - started)
+                answer = {"type": "posted", "comment": comment.as_dict()}
+                if ref is not None:
+                    answer["ref"] = ref
+                await out.send(_dumps(answer))
         except LivehubError as exc:
             await out.send(_error_message(exc, ref))
             continue
-        svc.metrics.posts.inc()
-        answer = {"type": "posted", "comment": comment.as_dict()}
-        if ref is not None:
-            answer["ref"] = ref
-        await out.send(_dumps(answer))
+
+
+def _viewers_message(count: int) -> str:
+    return _dumps({"type": "viewers", "count": count})
 
 
 def _parse_object(body: bytes, max_bytes: int) -> dict:
