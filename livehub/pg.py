@@ -108,6 +108,13 @@ class Database:
         return self._pool.get_size(), self._pool.get_idle_size()
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool reset hook: nothing to undo. Our pooled connections never SET, LISTEN or
+    keep cursors (the bus LISTENs on a connection of its own), and asyncpg has
+    already rolled back any open transaction; the default reset query would cost a
+    round trip after every query."""
+
+
 @contextlib.asynccontextmanager
 async def open_database(
     dsn: str, *, max_size: int = 10, timeout_seconds: float = 5.0
@@ -129,6 +136,7 @@ async def open_database(
                 command_timeout=timeout_seconds,
                 timeout=timeout_seconds,
                 max_inactive_connection_lifetime=300,
+                reset=_keep_session,
             )
 
         pool = await trio_asyncio.aio_as_trio(create, loop=loop)()

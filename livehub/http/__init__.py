@@ -14,6 +14,7 @@ from ..config import Settings
 from ..service import open_service
 from ..sockets import set_user_timeout_on_listeners
 from . import comments, devtoken, errors, ops, stream, viewer, ws
+from .transport import install_raw_send_capture
 
 log = logging.getLogger("livehub.http")
 
@@ -29,6 +30,7 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     app.service = None
     app.listeners_tuned = False
     errors.install(app)
+    install_raw_send_capture(app)
     app.register_blueprint(comments.bp)
     app.register_blueprint(stream.bp)
     app.register_blueprint(ops.bp)

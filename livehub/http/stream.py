@@ -12,6 +12,7 @@ from .. import sse, validate
 from ..errors import StoreUnavailable
 from ..feed import Feed
 from ..gate import Draining
+from .transport import DirectTransport
 
 bp = Blueprint("stream", __name__)
 
@@ -35,7 +36,7 @@ async def stream(video_id: str) -> Response:
         slot.close()
         raise
     response = Response(
-        _events(feed, slot, svc),
+        _events(feed, slot, svc, DirectTransport.from_scope(request.scope)),
         content_type="text/event-stream; charset=utf-8",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -47,25 +48,43 @@ def viewers_event(count: int) -> bytes:
     return sse.encode_event("viewers", json.dumps({"count": count}))
 
 
-async def _events(feed: Feed, slot, svc) -> AsyncIterator[bytes]:
-    """One yield is one socket write: everything queued goes out together, with the
-    viewer count when it changed; a ping when idle. A drain ends the stream after a
-    retry hint: the viewer reconnects (to another node) with its Last-Event-ID."""
+async def _events(
+    feed: Feed, slot, svc, transport: DirectTransport | None
+) -> AsyncIterator[bytes]:
+    """The first yield sends the headers and the retry hint through Quart and
+    Hypercorn. After that, with a direct transport, the actor writes live frames to
+    the socket itself while this task sleeps; this task writes only what the actor
+    queued for it (catch-up, a lag, an unfinished write) and heartbeats. Without one,
+    each yield is one socket write carrying everything queued."""
     metrics, gate = svc.metrics, svc.gate
     retry = sse.retry_hint(svc.settings.sse_retry_ms)
     metrics.connections.inc()
     try:
         extras = _Extras(svc, feed.video_id)
         yield retry + extras.viewers()
-        while True:
-            try:
-                frames = await gate.wait(feed.next_batch, extras.deadline())
-            except Draining:  # node shutting down: reconnect (elsewhere) to resume
-                yield retry
-                return
-            data = extras.compose(frames)
-            if data:
-                yield data
+        if transport is None:
+            while True:
+                try:
+                    frames = await gate.wait(feed.next_batch, extras.deadline())
+                except Draining:  # node shutting down: reconnect (elsewhere) to resume
+                    yield retry
+                    return
+                data = extras.compose(frames)
+                if data:
+                    yield data
+        else:
+            feed.attach_direct(transport)
+            while True:
+                feed.set_direct_ready(True)
+                try:
+                    frames = await gate.wait(feed.next_batch, extras.deadline())
+                except Draining:
+                    feed.set_direct_ready(False)
+                    await transport.write(transport.frame(retry))
+                    return
+                feed.set_direct_ready(False)
+                data = extras.compose(frames)
+                await transport.write(transport.frame(data) if data else b"")
     except (StoreUnavailable, trio.BrokenResourceError, trio.ClosedResourceError):
         return  # cannot continue gaplessly now: end; EventSource resumes by Last-Event-ID
     finally:

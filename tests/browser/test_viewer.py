@@ -51,8 +51,8 @@ async def test_a_comment_posted_in_one_page_appears_in_the_other(server, client,
     await browser.call(viewer.send, b, "Hi alice!")
     await browser.call(viewer.wait_seqs, a, [1, 2, 3, 4, 5, 6])
     assert (await browser.call(viewer.comments, a))[-1] == ("bob", "Hi alice!")
-    # No viewer count from this server: nothing shown rather than a wrong number.
-    await browser.call(lambda: expect(a.locator("#lh-viewers")).to_be_hidden())
+    # The server publishes the video's viewer count: both pages are watching.
+    await browser.call(lambda: expect(a.locator("#lh-viewers")).to_have_text("2 watching"))
     if os.environ.get("LIVEHUB_SCREENSHOT"):
         await browser.call(lambda: a.screenshot(path=os.environ["LIVEHUB_SCREENSHOT"]))
 

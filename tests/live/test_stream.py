@@ -30,7 +30,7 @@ async def post_many(client, video: str, n: int, user: str = "alice", prefix: str
     return out
 
 
-async def test_stream_headers_retry_hint_and_live_comments_in_order(client):
+async def test_stream_headers_retry_hint_and_live_comments_in_order(server, client):
     with trio.fail_after(20):
         async with open_stream(client, "v") as (response, reader):
             assert response.status_code == 200
@@ -41,6 +41,8 @@ async def test_stream_headers_retry_hint_and_live_comments_in_order(client):
             assert reader.retry == 1000
             assert got == posted
             assert [c["seq"] for c in got] == [1, 2, 3, 4, 5]
+    # Live frames went straight from the actor to the socket (the fast path).
+    assert server.service.registry.actor("v").statistics().direct_writes >= 1
 
 
 async def test_backlog_sends_recent_comments_first_then_live(client):
