@@ -68,7 +68,7 @@ def database_env(settings: Settings, need_secret: bool = True) -> Iterator[Setti
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from hypercorn.config import Config
 
-    from .workers import serve
+    from .workers import serve, worker_count
 
     config = Config.from_toml(args.config) if args.config else Config()
     config.application_path = "livehub.asgi:app"
@@ -83,7 +83,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         if args.no_migrate:
             s = s.replace(migrate_on_start=False)
         print(
-            f"livehub: serving on http://{config.bind[0]} with {config.workers} worker(s)",
+            f"livehub: serving on http://{config.bind[0]}"
+            f" with {worker_count(config.workers)} worker(s)",
             file=sys.stderr,
         )
         return serve(config, s.drain_timeout_seconds, s.log_format)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import signal
 import sys
 import time
@@ -55,7 +56,7 @@ def serve(config: Config, drain_seconds: float, log_format: str) -> int:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # children inherit: the parent decides
     procs = []
-    for _ in range(max(1, config.workers)):
+    for _ in range(worker_count(config.workers)):
         proc = ctx.Process(
             target=_worker_main, args=(config, sockets, stop, drain_seconds, log_format)
         )
@@ -84,6 +85,11 @@ def serve(config: Config, drain_seconds: float, log_format: str) -> int:
         for sock in sockets.secure_sockets + sockets.insecure_sockets:
             sock.close()
     return exitcode
+
+
+def worker_count(configured: int) -> int:
+    """Hypercorn's ``workers``; 0 (the shipped default) means one per CPU core."""
+    return configured if configured > 0 else (os.cpu_count() or 1)
 
 
 def _worker_main(
