@@ -1,0 +1,233 @@
+"""deploy/nginx.conf end to end: nginx (from the OS packages) in front of 3 livehub
+nodes. Viewers of one video land on one node; a post through nginx, or straight to
+another node, reaches them; when their node stops, they reconnect through nginx with
+Last-Event-ID, land on another node, and resume with nothing lost and nothing twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+from trio_websocket import open_websocket_url
+
+from livehub.pgcluster import free_port
+
+from ..support import ROOT, auth, start_livehub
+from .viewer import ResumingViewer
+
+pytestmark = pytest.mark.slow
+
+TEMPLATE = ROOT / "deploy" / "nginx.conf"
+
+
+def render(prefix: Path, port: int, upstream_ports: list[int]) -> Path:
+    servers = "\n        ".join(
+        f"server 127.0.0.1:{p} max_fails=1 fail_timeout=10s;" for p in upstream_ports
+    )
+    text = TEMPLATE.read_text()
+    for key, value in {
+        "@PREFIX@": str(prefix),
+        "@LISTEN@": f"127.0.0.1:{port}",
+        "@SERVERS@": servers,
+        "@USER_LINE@": "user root;" if os.geteuid() == 0 else "",
+    }.items():
+        text = text.replace(key, value)
+    assert "@" not in re.sub(r"#.*", "", text), "a placeholder was left unrendered"
+    conf = prefix / "nginx.conf"
+    conf.write_text(text)
+    return conf
+
+
+class Nginx:
+    """nginx in the foreground of a child process, stopped by its PID."""
+
+    def __init__(self, upstream_ports: list[int]) -> None:
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        self.prefix = Path(tempfile.mkdtemp(prefix="livehub-nginx-"))
+        (self.prefix / "tmp").mkdir()
+        self.port = free_port()
+        conf = render(self.prefix, self.port, upstream_ports)
+        base = [
+            binary,
+            "-p",
+            str(self.prefix),
+            "-c",
+            str(conf),
+            "-e",
+            str(self.prefix / "error.log"),
+        ]
+        test = subprocess.run([*base, "-t", "-q"], capture_output=True, text=True)
+        assert test.returncode == 0, test.stderr + self.error_log()
+        self.proc = subprocess.Popen(
+            [*base, "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"nginx exited {self.proc.returncode}: {self.error_log()}")
+            try:
+                httpx.get(self.url + "/healthz", timeout=0.5)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("nginx did not start: " + self.error_log())
+
+    def error_log(self) -> str:
+        path = self.prefix / "error.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)  # graceful: let workers finish
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        shutil.rmtree(self.prefix, ignore_errors=True)
+
+
+@pytest.fixture
+def nginx_binary():
+    if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("nginx is not installed (.ci/run installs it)")
+        pytest.skip("nginx is not installed (apt-get install nginx)")
+
+
+@pytest.fixture
+def cluster_behind_nginx(dsn, nginx_binary):
+    env = {"LIVEHUB_SSE_RETRY_MS": "200", "LIVEHUB_DRAIN_TIMEOUT_SECONDS": "3"}
+    nodes = []
+    proxy = None
+    try:
+        for _ in range(3):
+            nodes.append(start_livehub(dsn, **env))
+        proxy = Nginx([int(n.url.rsplit(":", 1)[1]) for n in nodes])
+        yield proxy, nodes
+    finally:
+        if proxy is not None:
+            proxy.stop()
+        for node in nodes:
+            node.stop()
+
+
+def node_ids(nodes) -> dict[str, object]:
+    return {httpx.get(n.url + "/healthz").headers["X-Livehub-Node"]: n for n in nodes}
+
+
+def viewers_gauge(url: str) -> float:
+    for line in httpx.get(url + "/metrics").text.splitlines():
+        if line.startswith("livehub_viewers "):
+            return float(line.split()[1])
+    raise AssertionError("no livehub_viewers in /metrics")
+
+
+async def post(c: httpx.AsyncClient, url: str, message: str, user: str) -> httpx.Response:
+    return await c.post(f"{url}/comments/launch", json={"message": message}, headers=auth(user))
+
+
+async def test_viewers_share_a_node_and_fail_over_gaplessly(cluster_behind_nginx):
+    proxy, nodes = cluster_behind_nginx
+    ids = node_ids(nodes)
+    viewers = [ResumingViewer(proxy.url, "launch") for _ in range(4)]
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=10) as c:
+            for v in viewers:
+                await nursery.start(v.run)
+            home = {v.nodes[0] for v in viewers}
+            assert len(home) == 1, home  # one video, one node
+            home_id = home.pop()
+            home_node = ids[home_id]
+            others = [n for i, n in ids.items() if i != home_id]
+            # The node's own gauge says the same: all four viewers, none elsewhere.
+            assert viewers_gauge(home_node.url) == 4
+            assert [viewers_gauge(n.url) for n in others] == [0, 0]
+
+            # Posts through nginx go to the video's node; a post straight to another
+            # node reaches the viewers too (through Postgres).
+            for i in range(10):
+                r = await post(c, proxy.url, f"via-nginx-{i}", f"p{i % 3}")
+                assert r.status_code == 201, r.text
+                assert r.headers["X-Livehub-Node"] == home_id
+            r = await post(c, others[0].url, "direct", "d")
+            assert r.status_code == 201
+            for v in viewers:
+                await v.wait_for(11)
+            assert [c["message"] for c in viewers[0].comments][-1] == "direct"
+
+            # Stop the video's node while posts keep coming through nginx.
+            acked: list[dict] = []
+
+            async def keep_posting() -> None:
+                i = 0
+                while True:
+                    i += 1
+                    try:
+                        r = await post(c, proxy.url, f"during-{i}", f"q{i % 5}")
+                    except httpx.HTTPError:
+                        r = None
+                    if r is not None and r.status_code == 201:
+                        acked.append(r.json())
+                    await trio.sleep(0.01)
+
+            nursery.start_soon(keep_posting)
+            await trio.sleep(0.3)
+            assert await trio.to_thread.run_sync(home_node.stop) == 0
+            await trio.sleep(0.5)
+            # The video now lives on one of the other nodes, through nginx as well.
+            r = await post(c, proxy.url, "after", "z")
+            assert r.status_code == 201
+            head = r.json()["seq"]
+            for v in viewers:
+                await v.wait_for(head)
+            nursery.cancel_scope.cancel()
+
+    stored = {c["seq"]: c for c in viewers[0].comments}
+    for v in viewers:
+        assert [c["seq"] for c in v.comments[:head]] == list(range(1, head + 1))
+        assert len({c["seq"] for c in v.comments}) == len(v.comments)  # nothing twice
+        assert v.nodes[0] == home_id
+        assert v.nodes[-1] != home_id  # resumed elsewhere, through nginx
+    new_homes = {v.nodes[-1] for v in viewers}
+    assert len(new_homes) == 1  # and again all on one node
+    assert any(a["message"].startswith("during-") for a in acked)
+    for a in acked:
+        assert stored[a["seq"]] == a  # every acknowledged post was delivered as stored
+
+
+async def test_request_ids_and_websockets_pass_through(cluster_behind_nginx):
+    proxy, _ = cluster_behind_nginx
+    with trio.fail_after(20):
+        async with httpx.AsyncClient(base_url=proxy.url, timeout=10) as c:
+            r = await c.get("/comments/launch", headers={"X-Request-Id": "from-the-edge-1"})
+            assert r.status_code == 200
+            assert r.headers["X-Request-Id"] == "from-the-edge-1"
+            r = await c.get("/comments/launch")
+            assert re.fullmatch(r"[0-9a-f]{32}", r.headers["X-Request-Id"])  # nginx's own
+            assert (await c.get("/metrics")).status_code == 404  # per node, not public
+        ws_url = proxy.url.replace("http://", "ws://") + "/comments/launch/ws"
+        async with open_websocket_url(ws_url) as ws:
+            assert json.loads(await ws.get_message())["type"] == "viewers"
+            async with httpx.AsyncClient(base_url=proxy.url, timeout=10) as c:
+                assert (await post(c, proxy.url, "to-ws", "w")).status_code == 201
+            while True:
+                message = json.loads(await ws.get_message())
+                if message["type"] == "comment":
+                    break
+    assert message["comment"]["message"] == "to-ws"
