@@ -7,12 +7,14 @@ node with Last-Event-ID, and end up with every comment exactly once, in order.
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 
 import httpx
 import pytest
 import trio
+from trio_websocket import ConnectionClosed, open_websocket_url
 
 from ..support import auth, psql, start_livehub
 from .viewer import ResumingViewer
@@ -123,5 +125,22 @@ async def test_a_draining_node_refuses_new_streams_and_posts_with_503(dsn):
                         assert "Retry-After" in resp.headers
                 code = await trio.to_thread.run_sync(node.proc.wait, 20)
         assert code == 0
+    finally:
+        node.stop()
+
+
+async def test_websocket_viewers_are_closed_with_service_restart(dsn):
+    node = start_livehub(dsn, LIVEHUB_DRAIN_TIMEOUT_SECONDS="3")
+    try:
+        url = node.url.replace("http://", "ws://") + "/comments/wsd/ws"
+        with trio.fail_after(20):
+            async with open_websocket_url(url) as ws:
+                assert json.loads(await ws.get_message())["type"] == "viewers"
+                node.proc.send_signal(signal.SIGTERM)
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        await ws.get_message()
+            assert closed.value.reason.code == 1012  # Service Restart: reconnect elsewhere
+            assert await trio.to_thread.run_sync(node.proc.wait, 20) == 0
     finally:
         node.stop()
