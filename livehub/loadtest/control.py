@@ -5,7 +5,8 @@ it is a multiprocessing Pipe read from a worker thread. Messages, in order:
 
   group -> coordinator  ("connected", connected, total)
   coordinator -> group  ("post_start", drop_at_monotonic | None)
-  coordinator -> group  ("drain", {video: [(send_ns, key, seq), ...]}, drain_until_monotonic)
+  coordinator -> group  ("drain", {video: [(send_ns, key, seq), ...]}, drain_until_monotonic,
+                         {video: [key of a post cut in flight, ...]})
   group -> coordinator  ("result", dict)
 """
 

@@ -52,7 +52,7 @@ async def run_group(cfg: LoadConfig, shard: int, shards: int, ctl: Channel) -> N
         if drop_at is not None:
             nursery.start_soon(_drop_resumers, viewers, trio_deadline(drop_at))
 
-        kind, accepted, drain_until = await ctl.recv()
+        kind, accepted, drain_until, cut = await ctl.recv()
         assert kind == "drain"
         wanted = {video: len(posts) for video, posts in accepted.items()}
         with trio.move_on_at(trio_deadline(drain_until)):
@@ -65,7 +65,9 @@ async def run_group(cfg: LoadConfig, shard: int, shards: int, ctl: Channel) -> N
     await ctl.send(
         (
             "result",
-            _result(cfg, viewers, counters, accepted, post_start_ns, cpu1 - cpu0, wall1 - wall0),
+            _result(
+                cfg, viewers, counters, accepted, cut, post_start_ns, cpu1 - cpu0, wall1 - wall0
+            ),
         )
     )
 
@@ -84,26 +86,29 @@ def _concat(arrays: list[array]) -> array:
     return out
 
 
-def _expected_for(posts: list[tuple[int, int, int]], after_ns: int) -> Expected:
-    """What a viewer connected at ``after_ns`` must get, from ``posts`` sorted by send_ns."""
+def _expected_for(posts: list[tuple[int, int, int]], after_ns: int, maybe=()) -> Expected:
+    """What a viewer connected at ``after_ns`` must get, from ``posts`` sorted by send_ns;
+    ``maybe``: keys of posts cut in flight, which it may or may not get."""
     start = bisect_left(posts, (after_ns, -1, -1))
     chosen = posts[start:]
     seqs = tuple(sorted(seq for _, _, seq in chosen if seq >= 0))
-    return Expected(frozenset(key for _, key, _ in chosen), seqs)
+    return Expected(frozenset(key for _, key, _ in chosen), seqs, frozenset(maybe))
 
 
-def _result(cfg, viewers, counters, accepted, post_start_ns, cpu_s, wall_s) -> dict:
+def _result(cfg, viewers, counters, accepted, cut, post_start_ns, cpu_s, wall_s) -> dict:
     full: dict[int, Expected] = {}
     audits, failed, late = [], [], 0
     for viewer in viewers:
         posts = accepted.get(viewer.video, [])
         if viewer.connected_ns and viewer.connected_ns <= post_start_ns:
             if viewer.video not in full:
-                full[viewer.video] = _expected_for(posts, 0)
+                full[viewer.video] = _expected_for(posts, 0, cut.get(viewer.video, ()))
             expected = full[viewer.video]
         else:
             late += 1  # connected after posting began (or never): only later posts count
-            expected = _expected_for(posts, viewer.connected_ns or time.time_ns())
+            expected = _expected_for(
+                posts, viewer.connected_ns or time.time_ns(), cut.get(viewer.video, ())
+            )
         audit = audit_viewer(viewer.keys, viewer.ids, expected, cfg.target == "livehub")
         audits.append(audit)
         if not audit.ok and len(failed) < MAX_FAILED_REPORTED:

@@ -43,12 +43,23 @@ class PostLog:
         self.late_us = array("q")  # open loop: how late each post went out
         self.status = Counter()  # HTTP status -> count
         self.failed = 0  # no HTTP answer: connection error or timeout
+        # posts still in flight when the posting phase's bound cut them: the server may
+        # or may not have stored (and delivered) them, so the audit neither requires
+        # nor forbids their messages
+        self.cut_video = array("l")
+        self.cut_key = array("q")
         self.errors: list[str] = []
         self.reconnects = 0
 
     @property
     def accepted(self) -> int:
         return len(self.key)
+
+    def cut_by_video(self) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {}
+        for video, key in zip(self.cut_video, self.cut_key, strict=True):
+            out.setdefault(video, []).append(key)
+        return out
 
     def by_video(self) -> dict[int, list[tuple[int, int, int]]]:
         """Accepted posts per video as ``(send_ns, key, seq)``, sorted by send time."""
@@ -105,6 +116,10 @@ async def run_poster(cfg: LoadConfig, poster: int, start: float, stop: float, lo
                 if len(log.errors) < 10:
                     log.errors.append(repr(exc))
                 continue
+            except trio.Cancelled:
+                log.cut_video.append(video)
+                log.cut_key.append(pack_key(poster, i - 1))
+                raise
             log.post_lat_us.append((time.time_ns() - send_ns) // 1000)
             log.status[status] += 1
             if 200 <= status < 300:

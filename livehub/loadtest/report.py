@@ -101,11 +101,12 @@ def build_report(cfg: LoadConfig, raw: dict, notes: tuple[str, ...] = ()) -> dic
     window = phases["posting_s"] + phases["drain_s"]
     status = dict(sorted(log.status.items()))
     posts = {
-        "attempted": sum(status.values()) + log.failed,
+        "attempted": sum(status.values()) + log.failed + len(log.cut_key),
         "accepted": log.accepted,
         "rejected_4xx": sum(n for s, n in status.items() if 400 <= s < 500),
         "rejected_5xx": sum(n for s, n in status.items() if s >= 500),
         "failed": log.failed,
+        "cut_in_flight": len(log.cut_key),
         "by_status": {str(k): v for k, v in status.items()},
         "accepted_per_s": round(log.accepted / phases["posting_s"], 1),
         "latency": summarize_us(log.post_lat_us, (50, 99)),
@@ -166,7 +167,8 @@ def format_table(rep: dict) -> str:
         (
             "posts",
             f"accepted {posts['accepted']} ({posts['accepted_per_s']}/s)  4xx "
-            f"{posts['rejected_4xx']}  5xx {posts['rejected_5xx']}  failed {posts['failed']}",
+            f"{posts['rejected_4xx']}  5xx {posts['rejected_5xx']}  failed {posts['failed']}"
+            f"  cut in flight {posts['cut_in_flight']}",
         ),
         (
             "POST latency ms",

@@ -93,7 +93,7 @@ async def run_load(cfg: LoadConfig) -> dict:
             drain_until = time.monotonic() + cfg.drain_s
             t_drain = time.monotonic()
             for ch in channels:
-                await ch.send(("drain", accepted, drain_until))
+                await ch.send(("drain", accepted, drain_until, log.cut_by_video()))
             results = [(await ch.recv())[1] for ch in channels]
             out["phases"]["drain_s"] = time.monotonic() - t_drain
             take("drained")

@@ -56,3 +56,15 @@ def test_merge_counts_failed_viewers():
     bad = audit_viewer(KEYS[:-1], SEQS[:-1], EXPECTED, check_contiguous=True)
     totals = merge_audits([good, bad])
     assert totals["viewers"] == 2 and totals["viewers_failed"] == 1 and totals["missing"] == 1
+
+
+def test_a_post_cut_in_flight_may_arrive_or_not():
+    cut = pack_key(0, 3)
+    expected = Expected(frozenset(KEYS), SEQS, frozenset({cut}))
+    arrived = audit_viewer([*KEYS, cut], (*SEQS, 7), expected, check_contiguous=True)
+    assert arrived.ok and arrived.unexpected == 0 and arrived.seq_mismatch == 0
+    assert audit_viewer(KEYS, SEQS, expected, check_contiguous=True).ok
+    # but a second unknown seq is still a mismatch
+    other = pack_key(1, 9)
+    extra = audit_viewer([*KEYS, cut, other], (*SEQS, 7, 8), expected, check_contiguous=True)
+    assert extra.unexpected == 1 and extra.seq_mismatch == 1 and not extra.ok
