@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import AsyncIterator
 
 import trio
@@ -11,7 +12,7 @@ from quart import Blueprint, Response, current_app, request
 from .. import sse, validate
 from ..errors import StoreUnavailable
 from ..feed import Feed
-from ..gate import Draining
+from ..gate import Draining, StreamSlot
 from .transport import DirectTransport
 
 bp = Blueprint("stream", __name__)
@@ -35,13 +36,22 @@ async def stream(video_id: str) -> Response:
         feed.close()
         slot.close()
         raise
+    events = _events(feed, slot, svc, DirectTransport.from_scope(request.scope))
+    # A client gone before the body starts leaves the generator unstarted, so its
+    # finally never runs: release the slot and the subscription when it is dropped.
+    weakref.finalize(events, _release, feed, slot)
     response = Response(
-        _events(feed, slot, svc, DirectTransport.from_scope(request.scope)),
+        events,
         content_type="text/event-stream; charset=utf-8",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
     response.timeout = None  # else Quart ends every stream after RESPONSE_TIMEOUT
     return response
+
+
+def _release(feed: Feed, slot: StreamSlot) -> None:
+    feed.close()
+    slot.close()
 
 
 def viewers_event(count: int) -> bytes:
