@@ -111,6 +111,7 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             settings.viewer_count_seconds,
             settings.viewer_count_ttl_seconds,
         )
+        registry.set_viewer_total(viewers.total)
         metrics.bind(registry, bus, db, gate, viewers, settings.db_pool_max)
         async with trio.open_nursery() as nursery:
             await nursery.start(registry.run)

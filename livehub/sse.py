@@ -29,6 +29,11 @@ def encode_event(event: str, data: str, event_id: int | None = None) -> bytes:
     return ("\n".join(lines) + "\n\n").encode("utf-8")
 
 
+def viewers_event(count: int) -> bytes:
+    """The video's viewer count across nodes: ``event: viewers``, ``{"count": N}``."""
+    return b'event: viewers\ndata: {"count":%d}\n\n' % count
+
+
 def encode_comment(comment: Comment) -> bytes:
     # Comment JSON is compact and json.dumps escapes newlines, so it is one line.
     return b"id: %d\nevent: comment\ndata: %s\n\n" % (

@@ -74,6 +74,7 @@ class Registry:
         self._viewers = 0
         self._restarts = 0
         self._nursery: trio.Nursery | None = None
+        self._viewer_total: Callable[[str], int] | None = None
 
     # -- lifecycle --
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> NoReturn:
@@ -156,6 +157,13 @@ class Registry:
             self._settings.coalesce_max_seconds,
             self._viewers / self._settings.write_budget_per_second,
         )
+
+    def set_viewer_total(self, fn: Callable[[str], int]) -> None:
+        """Where actors read their video's viewer count across nodes."""
+        self._viewer_total = fn
+
+    def viewer_total(self, video_id: str) -> int | None:
+        return None if self._viewer_total is None else self._viewer_total(video_id)
 
     def viewers_changed(self, delta: int) -> None:
         self._viewers += delta

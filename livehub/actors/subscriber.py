@@ -124,6 +124,20 @@ class Subscription:
             self._wakeup.set()
         return True
 
+    def offer_control_nowait(self, data: bytes, chunk: bytes) -> bool:
+        """Write a control event (ping, viewer count: no seq) straight to an idle,
+        caught-up viewer; False when it is busy or has no direct sink (it then gets
+        its own pings)."""
+        sink = self.direct
+        if sink is None or not self.direct_ready or self._frames or self._lagged:
+            return False
+        if self._cancelled or not sink.try_write(chunk if sink.chunked else data):
+            return False
+        if sink.has_pending:
+            self.direct_ready = False
+            self._wakeup.set()
+        return True
+
     def push_nowait(self, frame: Frame) -> bool:
         """Queue ``frame``; returns False when it overflowed and the queue was dropped."""
         if self._closed or self._cancelled:

@@ -18,12 +18,16 @@ from ..config import Settings
 from ..errors import StoreUnavailable
 from ..model import Comment
 from ..recovery import plan_resume
+from ..sse import PING, http_chunk, viewers_event
 from .batcher import serve_batcher
 from .messages import Committed, Message, Notified, Post, Resync, Subscribe, Subscribed, Unsubscribe
 from .ring import Ring
 from .subscriber import Frame, Subscription
 
 log = logging.getLogger("livehub.actor")
+
+FLUSH_SLICE = 500  # viewers written between checkpoints of one flush
+EXTRAS_SECONDS = 1.0  # how often an actor looks at pings and its video's viewer count
 
 
 class Store(Protocol):
@@ -42,6 +46,7 @@ class NodeHooks(Protocol):
     def committed(self, video_id: str, comments: list[Comment]) -> None: ...
     def delivered(self, video_id: str, comments: list[Comment], viewers: int) -> None: ...
     def may_retire(self, video_id: str, actor: VideoActor) -> bool: ...
+    def viewer_total(self, video_id: str) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,8 @@ class VideoActor:
         self._gap_reads = 0
         self._direct_writes = 0
         self._needs_resync = False
+        self._viewers_sent: int | None = None  # the viewer count the subscribers last got
+        self._next_extras = 0.0  # next look at pings and the viewer count
 
     def statistics(self) -> ActorStatistics:
         return ActorStatistics(
@@ -137,6 +144,10 @@ class VideoActor:
                 deadline = self._last_flush + self._hooks.coalesce_interval()
             else:
                 deadline = self._last_activity + idle_seconds
+            if self._subs:
+                if self._clock() >= self._next_extras:
+                    self._send_extras()
+                deadline = min(deadline, self._next_extras)
             msg = None
             with trio.move_on_at(deadline):
                 msg = await self._inbox.receive()
@@ -148,7 +159,7 @@ class VideoActor:
                     self._needs_resync = False
                     await self._advance_from_store(None)
             if self._pending and now >= self._last_flush + self._hooks.coalesce_interval():
-                self._flush(now)
+                await self._flush(now)
             elif (
                 msg is None
                 and not self._pending
@@ -164,7 +175,7 @@ class VideoActor:
         elif isinstance(msg, Notified):
             await self._advance(msg.first, msg.last, msg.comments)
         elif isinstance(msg, Subscribe):
-            self._subscribe(msg)
+            await self._subscribe(msg)
         elif isinstance(msg, Unsubscribe):
             if msg.sub in self._subs:
                 self._subs.discard(msg.sub)
@@ -175,10 +186,10 @@ class VideoActor:
         else:  # pragma: no cover - a programming error, let the registry restart us
             raise TypeError(f"unknown message {msg!r}")
 
-    def _subscribe(self, msg: Subscribe) -> None:
+    async def _subscribe(self, msg: Subscribe) -> None:
         # Flush first, so the replay plan and the live frames meet exactly.
         if self._pending:
-            self._flush(self._clock())
+            await self._flush(self._clock())
         plan = plan_resume(msg.after, msg.backlog, self._last_delivered, self._ring)
         sub = Subscription(self._settings.subscriber_queue_frames)
         self._subs.add(sub)
@@ -226,12 +237,20 @@ class VideoActor:
         self._last_delivered = fresh[-1].seq
         return True
 
-    def _flush(self, now: float) -> None:
+    async def _flush(self, now: float) -> None:
+        """Hand the pending comments to every subscriber as one shared frame.
+
+        Only this actor changes ``_subs``, so iterating it across the checkpoints
+        (every FLUSH_SLICE viewers, letting posts and other videos run during a flush
+        to 10,000 viewers) is safe.
+        """
         frame = Frame(self._pending)
         self._pending = []
         self._last_flush = now
         gone = []
-        for sub in self._subs:
+        for i, sub in enumerate(self._subs):
+            if i and i % FLUSH_SLICE == 0:
+                await trio.lowlevel.checkpoint()
             if sub.offer_direct(frame):
                 self._direct_writes += 1
                 continue
@@ -245,6 +264,24 @@ class VideoActor:
         if gone:
             self._hooks.viewers_changed(-len(gone))
         self._hooks.delivered(self.video_id, frame.comments, len(self._subs))
+
+    def _send_extras(self) -> None:
+        """Pings and viewer-count events for idle viewers, encoded once and written by
+        the actor, so 10,000 viewers do not each wake on their own timers."""
+        now = self._clock()
+        self._next_extras = now + min(EXTRAS_SECONDS, self._settings.heartbeat_seconds)
+        total = self._hooks.viewer_total(self.video_id)
+        if total is not None and total != self._viewers_sent:
+            self._viewers_sent = total
+            self._broadcast_control(viewers_event(total))
+        if now - self._last_flush >= self._settings.heartbeat_seconds:
+            self._last_flush = now
+            self._broadcast_control(PING)
+
+    def _broadcast_control(self, data: bytes) -> None:
+        chunk = http_chunk(data)
+        for sub in self._subs:
+            sub.offer_control_nowait(data, chunk)
 
     def request_resync_nowait(self) -> None:
         """A wake-up for this video was dropped (inbox full): resync after the next message."""

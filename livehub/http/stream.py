@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import math
 import weakref
 from collections.abc import AsyncIterator
 
@@ -55,12 +55,10 @@ def _release(feed: Feed, slot: StreamSlot) -> None:
 
 
 def viewers_event(count: int) -> bytes:
-    return sse.encode_event("viewers", json.dumps({"count": count}))
+    return sse.viewers_event(count)
 
 
-async def _events(
-    feed: Feed, slot, svc, transport: DirectTransport | None
-) -> AsyncIterator[bytes]:
+async def _events(feed: Feed, slot, svc, transport: DirectTransport | None) -> AsyncIterator[bytes]:
     """The first yield sends the headers and the retry hint through Quart and
     Hypercorn. After that, with a direct transport, the actor writes live frames to
     the socket itself while this task sleeps; this task writes only what the actor
@@ -83,11 +81,13 @@ async def _events(
                 if data:
                     yield data
         else:
+            # The actor writes pings and viewer counts to idle direct viewers too, so
+            # this task wakes only for what was queued for it, or a drain.
             feed.attach_direct(transport)
             while True:
                 feed.set_direct_ready(True)
                 try:
-                    frames = await gate.wait(feed.next_batch, extras.deadline())
+                    frames = await gate.wait(feed.next_batch, math.inf)
                 except Draining:
                     feed.set_direct_ready(False)
                     await transport.write(transport.frame(retry))
