@@ -106,6 +106,7 @@ class _Snapshot:
         rs = registry.statistics()
         bs = bus.statistics()
         gs = gate.statistics()
+        vs = viewers.statistics()
         size, idle = db.statistics()
         for name, doc, value in (
             ("livehub_live_videos", "Videos with an actor on this node", rs.actors),
@@ -124,6 +125,11 @@ class _Snapshot:
             ("livehub_stream_slots", "Stream cap (LIVEHUB_MAX_STREAMS)", gate.max_streams),
             ("livehub_posts_in_flight", "Posts accepted, not yet answered", gs.posts_in_flight),
             ("livehub_draining", "1 while the node shuts down", int(gs.draining)),
+            (
+                "livehub_videos_counted",
+                "Videos whose viewer count this node published last round",
+                vs.videos_published,
+            ),
         ):
             yield GaugeMetricFamily(name, doc, value=value)
         refused = CounterMetricFamily(
@@ -139,7 +145,7 @@ class _Snapshot:
             (
                 "livehub_viewer_count_failures",
                 "Viewer count publish rounds that failed",
-                viewers.publish_failures,
+                vs.publish_failures,
             ),
         ):
             yield CounterMetricFamily(name, doc, value=value)

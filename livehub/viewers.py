@@ -10,6 +10,7 @@ within an interval for remote ones. A dead node's rows age out of the sum.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import NoReturn
 
 import trio
@@ -42,6 +43,12 @@ SWEEP_AGE_SECONDS = 3600.0
 READ_CACHE_MAX = 10_000  # videos whose total a history request read, remembered briefly
 
 
+@dataclass(frozen=True)
+class ViewerCountStatistics:
+    videos_published: int  # videos this node published a count for last round
+    publish_failures: int
+
+
 class ViewerCounts:
     def __init__(self, db: Database, gate: Gate, node_id: str, interval: float, ttl: float) -> None:
         self._db = db
@@ -52,11 +59,14 @@ class ViewerCounts:
         self._published: set[str] = set()
         self._others: dict[str, int] = {}
         self._read_cache: dict[str, tuple[float, int]] = {}
-        self.publish_failures = 0
+        self._failures = 0
 
     def total(self, video_id: str) -> int:
         """Viewers of ``video_id`` on every node, for a video this node streams."""
         return self._others.get(video_id, 0) + self._gate.viewers_of(video_id)
+
+    def statistics(self) -> ViewerCountStatistics:
+        return ViewerCountStatistics(len(self._published), self._failures)
 
     async def read_total(self, video_id: str) -> int:
         """The total for any video (history responses): cached for one interval.
@@ -110,5 +120,5 @@ class ViewerCounts:
             if sweep:
                 await self._db.execute(SWEEP_SQL, SWEEP_AGE_SECONDS)
         except StoreUnavailable as exc:
-            self.publish_failures += 1
+            self._failures += 1
             log.warning("viewer counts not published: %s", exc.message)
