@@ -54,7 +54,11 @@ def serve(config: Config, drain_seconds: float, log_format: str) -> int:
         stopping = True
         stop.set()
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # children inherit: the parent decides
+    # Children inherit an ignored SIGINT (a terminal's Ctrl+C reaches the whole group:
+    # the parent decides); a Python handler is not inherited, so SIGTERM can be ours
+    # from the start and a SIGTERM while workers spawn still drains them.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     procs = []
     for _ in range(worker_count(config.workers)):
         proc = ctx.Process(
@@ -62,8 +66,7 @@ def serve(config: Config, drain_seconds: float, log_format: str) -> int:
         )
         proc.start()
         procs.append(proc)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     exitcode = 0
     try:
         while not stopping and all(p.is_alive() for p in procs):
