@@ -25,6 +25,27 @@ FROM bump, unnest($3::text[], $4::text[]) WITH ORDINALITY AS u(user_id, message,
 RETURNING seq, user_id, message, {_CREATED} AS created_at
 """
 
+# The same for several videos in one transaction (the node's merged group commit).
+# Counter rows are locked in video_id order, by every node, so concurrent merged
+# inserts wait for each other but never deadlock.
+INSERT_MANY_SQL = f"""
+WITH input AS (
+    SELECT v, u, m, o FROM unnest($1::text[], $2::text[], $3::text[])
+        WITH ORDINALITY AS t(v, u, m, o)
+), counts AS (
+    SELECT v, count(*)::bigint AS n FROM input GROUP BY v
+), bump AS (
+    INSERT INTO videos AS vv (video_id, last_seq)
+    SELECT v, n FROM counts ORDER BY v
+    ON CONFLICT (video_id) DO UPDATE SET last_seq = vv.last_seq + EXCLUDED.last_seq
+    RETURNING video_id, last_seq
+)
+INSERT INTO comments (video_id, seq, user_id, message)
+SELECT i.v, b.last_seq - c.n + row_number() OVER (PARTITION BY i.v ORDER BY i.o), i.u, i.m
+FROM input i JOIN bump b ON b.video_id = i.v JOIN counts c ON c.v = i.v
+RETURNING video_id, seq, user_id, message, {_CREATED} AS created_at
+"""
+
 HISTORY_SQL = f"""
 SELECT seq, user_id, message, {_CREATED} AS created_at FROM comments
 WHERE video_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3
@@ -62,6 +83,29 @@ class PgCommentStore:
         comments = [Comment(video_id, r[0], r[1], r[2], r[3]) for r in rows]
         comments.sort(key=lambda c: c.seq)
         return comments
+
+    async def insert_many(
+        self, batches: Sequence[tuple[str, Sequence[Draft]]]
+    ) -> dict[str, list[Comment]]:
+        """Store several videos' drafts in one transaction; each video's comments get
+        its next seqs, in draft order.
+
+        Raises:
+            StoreUnavailable: Postgres is down or too slow; nothing was acknowledged.
+        """
+        videos, users, messages = [], [], []
+        for video_id, drafts in batches:
+            for d in drafts:
+                videos.append(video_id)
+                users.append(d.user_id)
+                messages.append(d.message)
+        rows = await self.db.fetch(INSERT_MANY_SQL, videos, users, messages)
+        out: dict[str, list[Comment]] = {video_id: [] for video_id, _ in batches}
+        for r in rows:
+            out[r[0]].append(Comment(r[0], r[1], r[2], r[3], r[4]))
+        for comments in out.values():
+            comments.sort(key=lambda c: c.seq)
+        return out
 
     async def history(self, video_id: str, before: int | None, limit: int) -> list[Comment]:
         """Up to ``limit`` comments with seq < ``before`` (or the newest), newest first."""

@@ -17,6 +17,7 @@ import trio
 from ..config import Settings
 from ..errors import Overloaded, StoreUnavailable
 from ..model import Comment, Draft
+from .merger import InsertMerger
 from .messages import Message, Notified, Post, Resync, Subscribe, Subscribed, Unsubscribe
 from .subscriber import Subscription
 from .video import VideoActor
@@ -52,6 +53,7 @@ class RegistryStatistics:
     actors: int
     viewers: int
     restarts: int
+    merged_transactions: int  # insert transactions that the node-wide merger ran
 
 
 class Bus:
@@ -75,12 +77,16 @@ class Registry:
         self._restarts = 0
         self._nursery: trio.Nursery | None = None
         self._viewer_total: Callable[[str], int] | None = None
+        # batch_max 1 is the unbatched baseline: no merging across videos either.
+        self._merger = InsertMerger(store) if settings.batch_max > 1 else None
 
     # -- lifecycle --
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> NoReturn:
         """Own every actor; check live videos' counters every resync interval."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            if self._merger is not None:
+                await nursery.start(self._merger.run)
             task_status.started(self)
             while True:
                 await trio.sleep(self._settings.resync_interval_seconds)
@@ -128,6 +134,7 @@ class Registry:
                     handle.inbox_send,
                     handle.posts,
                     self,
+                    inserter=self._merger,
                 )
                 handle.actor = actor
                 try:
@@ -240,7 +247,8 @@ class Registry:
         return handle.actor if handle else None
 
     def statistics(self) -> RegistryStatistics:
-        return RegistryStatistics(len(self._handles), self._viewers, self._restarts)
+        merged = self._merger.transactions if self._merger is not None else 0
+        return RegistryStatistics(len(self._handles), self._viewers, self._restarts, merged)
 
 
 def _fail_queued(handle: _Handle) -> None:

@@ -71,9 +71,11 @@ class VideoActor:
         posts: trio.MemoryReceiveChannel[Post],
         hooks: NodeHooks,
         clock: Callable[[], float] = trio.current_time,
+        inserter=None,
     ) -> None:
         self.video_id = video_id
         self._store = store
+        self._inserter = inserter or store  # anything with insert(video_id, drafts)
         self._settings = settings
         self._inbox = inbox
         self._inbox_send = inbox_send
@@ -123,7 +125,7 @@ class VideoActor:
                 nursery.start_soon(
                     serve_batcher,
                     self.video_id,
-                    self._store,
+                    self._inserter,
                     self._posts,
                     self._inbox_send,
                     self._settings.batch_max,
