@@ -59,7 +59,7 @@ class Settings:
     notify_inline_max_bytes: int = 7500
     resync_interval_seconds: float = 2.0
     # Adaptive write coalescing: writes/s budget of one node before delays grow.
-    write_budget_per_second: float = 6000.0
+    write_budget_per_second: float = 10000.0
     coalesce_max_seconds: float = 0.1
 
     # Dev-only token endpoint for the viewer page.

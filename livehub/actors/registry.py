@@ -25,6 +25,7 @@ from .video import VideoActor
 log = logging.getLogger("livehub.registry")
 
 MAX_QUICK_RESTARTS = 5  # an actor crashing more often than this is failing, not flaky
+RATE_PERIOD_SECONDS = 0.5  # write-rate sampling period for adaptive coalescing
 POST_QUEUE_SIZE = 4096  # posts waiting for the next transaction of one video
 
 
@@ -54,6 +55,8 @@ class RegistryStatistics:
     viewers: int
     restarts: int
     merged_transactions: int  # insert transactions that the node-wide merger ran
+    lagged_drops: int  # times a live actor dropped a slow viewer's queue (it then catches up)
+    write_rate: float  # frames x viewers per second, smoothed (drives coalescing)
 
 
 class Bus:
@@ -77,6 +80,8 @@ class Registry:
         self._restarts = 0
         self._nursery: trio.Nursery | None = None
         self._viewer_total: Callable[[str], int] | None = None
+        self._writes = 0  # frames x viewers since the last rate sample
+        self._write_rate = 0.0
         # batch_max 1 is the unbatched baseline: no merging across videos either.
         self._merger = InsertMerger(store) if settings.batch_max > 1 else None
 
@@ -87,6 +92,7 @@ class Registry:
             self._nursery = nursery
             if self._merger is not None:
                 await nursery.start(self._merger.run)
+            nursery.start_soon(self._measure_write_rate)
             task_status.started(self)
             while True:
                 await trio.sleep(self._settings.resync_interval_seconds)
@@ -158,12 +164,25 @@ class Registry:
 
     # -- NodeHooks for actors --
     def coalesce_interval(self) -> float:
-        if self._viewers == 0:
+        """How long an actor holds new comments after its last write (adaptive).
+
+        None while this node writes under half its budget: every comment goes out at
+        once. Above that, long enough that even if every video wrote that often, the
+        node's writes/s would stay within budget: viewers / budget, capped so the
+        added latency stays well under the 200 ms bar.
+        """
+        budget = self._settings.write_budget_per_second
+        if self._viewers == 0 or self._write_rate < budget / 2:
             return 0.0
-        return min(
-            self._settings.coalesce_max_seconds,
-            self._viewers / self._settings.write_budget_per_second,
-        )
+        return min(self._settings.coalesce_max_seconds, self._viewers / budget)
+
+    async def _measure_write_rate(self) -> NoReturn:
+        """Writes/s of this node (frames x viewers), smoothed over about a second."""
+        while True:
+            await trio.sleep(RATE_PERIOD_SECONDS)
+            sample = self._writes / RATE_PERIOD_SECONDS
+            self._writes = 0
+            self._write_rate = 0.5 * self._write_rate + 0.5 * sample
 
     def set_viewer_total(self, fn: Callable[[str], int]) -> None:
         """Where actors read their video's viewer count across nodes."""
@@ -179,6 +198,7 @@ class Registry:
         self._bus.committed(video_id, comments)
 
     def delivered(self, video_id: str, comments: list[Comment], viewers: int) -> None:
+        self._writes += viewers
         if self._on_delivered is not None:
             self._on_delivered(video_id, comments, viewers)
 
@@ -248,7 +268,10 @@ class Registry:
 
     def statistics(self) -> RegistryStatistics:
         merged = self._merger.transactions if self._merger is not None else 0
-        return RegistryStatistics(len(self._handles), self._viewers, self._restarts, merged)
+        lagged = sum(h.actor.statistics().lagged_drops for h in self._handles.values() if h.actor)
+        return RegistryStatistics(
+            len(self._handles), self._viewers, self._restarts, merged, lagged, self._write_rate
+        )
 
 
 def _fail_queued(handle: _Handle) -> None:
