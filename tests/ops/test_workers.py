@@ -38,9 +38,7 @@ async def viewers_on_both(url: str, video: str, per_node: int = 2):
                 client.stream("GET", f"/comments/{video}/stream")
             )
             assert response.status_code == 200
-            by_node.setdefault(response.headers["X-Livehub-Node"], []).append(
-                SSEReader(response)
-            )
+            by_node.setdefault(response.headers["X-Livehub-Node"], []).append(SSEReader(response))
         assert len(by_node) == 2, "the kernel never handed a connection to the 2nd worker"
         yield by_node
 
