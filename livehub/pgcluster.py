@@ -59,6 +59,21 @@ def _version_key(name: str) -> tuple[int, ...]:
     return tuple(int(p) for p in name.split(".") if p.isdigit())
 
 
+def _ensure_postgres_user() -> None:
+    """As root, Postgres runs as ``postgres``; the Debian package creates that user,
+    but a machine with only the binaries unpacked may lack it."""
+    import pwd
+
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/bin/false", "postgres"],
+            check=True,
+            capture_output=True,
+        )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -110,6 +125,8 @@ class Cluster:
         """initdb once; a no-op when the cluster already exists."""
         if self.initialized():
             return
+        if self._as_root:
+            _ensure_postgres_user()
         self.datadir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.datadir, 0o700)
         self._chown(self.datadir)
