@@ -2,7 +2,8 @@
 
 The server is ``python -m livehub serve`` on the test cluster (``start_livehub``), the load
 tester runs as users run it (``python -m livehub.loadtest ... --json``), a few seconds with
-few viewers, a fifth of them dropping and resuming with Last-Event-ID.
+few viewers, a fifth of them dropping and resuming with Last-Event-ID; then the same over
+the WebSocket transport (``--transport ws``, resuming with ``?last_event_id=``).
 """
 
 from __future__ import annotations
@@ -12,12 +13,19 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from .support import ROOT, SECRET, start_livehub
 
-VIEWERS, VIDEOS, RATE, DURATION_S = 20, 2, 20, 3
+SSE_LOAD = (20, 2, 20, 3)  # viewers, videos, comments/s, seconds
+WS_LOAD = (10, 2, 10, 3)
 
 
-def test_loadtest_smoke(dsn, tmp_path):
+@pytest.mark.parametrize(
+    ("transport", "load"), [("sse", SSE_LOAD), ("ws", WS_LOAD)], ids=["sse", "ws"]
+)
+def test_loadtest_smoke(dsn, tmp_path, transport, load):
+    viewers, videos, rate, duration_s = load
     server = start_livehub(dsn, LIVEHUB_POST_RATE_PER_SECOND="1000", LIVEHUB_POST_BURST="1000")
     out = tmp_path / "smoke.json"
     try:
@@ -30,14 +38,16 @@ def test_loadtest_smoke(dsn, tmp_path):
                 server.url,
                 "--target",
                 "livehub",
+                "--transport",
+                transport,
                 "--viewers",
-                str(VIEWERS),
+                str(viewers),
                 "--videos",
-                str(VIDEOS),
+                str(videos),
                 "--rate",
-                str(RATE),
+                str(rate),
                 "--duration",
-                str(DURATION_S),
+                str(duration_s),
                 "--settle",
                 "0.3",
                 "--drain",
@@ -65,17 +75,18 @@ def test_loadtest_smoke(dsn, tmp_path):
     rep = json.loads(out.read_text())
     audit, posts = rep["audit"], rep["posts"]
 
-    assert rep["ok"] and rep["viewers_connected"] == VIEWERS
+    assert rep["ok"] and rep["viewers_connected"] == viewers
+    assert rep["config"]["transport"] == transport
     for key in ("missing", "duplicates", "unexpected", "order_regressions", "seq_gaps"):
         assert audit[key] == 0, (key, audit, rep["failed_viewers"])
     assert audit["seq_mismatch"] == 0 and audit["never_connected"] == 0
-    assert audit["resumers"] == VIEWERS // 5
+    assert audit["resumers"] == viewers // 5
 
-    expected_posts = RATE * DURATION_S
+    expected_posts = rate * duration_s
     assert posts["attempted"] == posts["accepted"] == expected_posts, posts
     assert posts["rejected_4xx"] == posts["rejected_5xx"] == posts["failed"] == 0
     # every viewer saw every comment of its video (all connected before posting began)
-    assert audit["received"] == audit["expected"] == VIEWERS * expected_posts // VIDEOS
+    assert audit["received"] == audit["expected"] == viewers * expected_posts // videos
 
     lat = rep["delivery_latency"]
     assert lat["count"] > 0

@@ -40,7 +40,13 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="server kind (auto: from the stream response's Server header)",
     )
-    a("--viewers", type=int, default=100, help="SSE viewers (0: POST throughput only)")
+    a("--viewers", type=int, default=100, help="viewers (0: POST throughput only)")
+    a(
+        "--transport",
+        choices=["sse", "ws"],
+        default="sse",
+        help="how viewers subscribe: SSE (.../stream) or WebSocket (.../ws, livehub only)",
+    )
     a("--videos", type=int, default=1, help="videos the viewers and posts are spread over")
     a("--rate", type=float, default=20.0, help="comments/s over all posters (open loop)")
     a("--posters", type=int, default=0, help="poster connections (default: from --rate)")
@@ -117,7 +123,17 @@ def _resolve(raw: str, allow_remote: bool) -> tuple[str, int, tuple, str]:
     return url.netloc, family, addr, url.path.rstrip("/")
 
 
+def check_transport(target: str, transport: str) -> None:
+    """Raises SystemExit for a transport the target does not have (nchan: SSE only)."""
+    if transport == "ws" and target == "nchan":
+        raise SystemExit(
+            "loadtest: --transport ws needs --target livehub: nchan has no "
+            "/comments/<video>/ws endpoint (use --transport sse)"
+        )
+
+
 def build_config(args: argparse.Namespace) -> LoadConfig:
+    check_transport(args.target, args.transport)
     host, family, addr, base_path = _resolve(args.url, args.allow_remote)
     viewer_targets = []
     for raw in args.viewer_url:
@@ -162,6 +178,7 @@ def build_config(args: argparse.Namespace) -> LoadConfig:
         server_pids=tuple(args.server_pid),
         db_pids=tuple(args.db_pid),
         viewer_targets=tuple(viewer_targets),
+        transport=args.transport,
     )
 
 
@@ -184,6 +201,7 @@ async def _main(cfg: LoadConfig, deadline: float, notes: tuple[str, ...] = ()) -
         if cfg.target == "auto":
             path = cfg.video_path(0) + "-probe/stream"
             target = await detect_target(cfg.family, cfg.addr, cfg.host, path)
+            check_transport(target, cfg.transport)
             cfg = LoadConfig(**{**cfg.__dict__, "target": target})
         if cfg.jwt_secret is None and cfg.target == "livehub":
             print(
@@ -205,7 +223,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return 2 if exc.code else 0
     raise_nofile_limit()
-    report = trio.run(_main, cfg, _deadline(cfg, args.deadline), tuple(args.note))
+    try:
+        report = trio.run(_main, cfg, _deadline(cfg, args.deadline), tuple(args.note))
+    except SystemExit as exc:  # the detected target cannot serve --transport
+        print(exc.code, file=sys.stderr)
+        return 2
     if report is None:
         print("loadtest: hard deadline reached, run cut short", file=sys.stderr)
         return 3

@@ -37,6 +37,8 @@ class LoadConfig:
     # Where viewers connect, as (host, family, addr) each; empty: where posts go.
     # Viewer i uses entry (i // videos) % len, so every video has viewers on each.
     viewer_targets: tuple[tuple[str, int, tuple], ...] = ()
+    # How viewers subscribe: "sse" (GET .../stream) or "ws" (livehub's GET .../ws).
+    transport: str = "sse"
 
     @property
     def marker(self) -> bytes:

@@ -160,7 +160,8 @@ def format_table(rep: dict) -> str:
         ("target", f"{cfg['target']} {cfg['addr'][0]}:{cfg['addr'][1]}  run {cfg['run_id']}"),
         (
             "load",
-            f"{cfg['viewers']} viewers x {cfg['videos']} videos, {cfg['posters']} "
+            f"{cfg['viewers']} {cfg.get('transport', 'sse')} viewers x {cfg['videos']} "
+            f"videos, {cfg['posters']} "
             f"posters, {mode}, {cfg['duration_s']:g} s, procs {cfg['procs']}",
         ),
         ("viewers connected", f"{rep['viewers_connected']}/{cfg['viewers']}"),

@@ -1,8 +1,11 @@
-"""One SSE viewer: connect, read events, record what arrived; reconnect like EventSource.
+"""One viewer: connect, read events, record what arrived; reconnect like EventSource.
 
-The hot path is ``Viewer._consume``: per read it takes the clock once, then for each
-event finds the message token and appends three ints to arrays. Nothing is decoded
-that the audit does not need.
+Over SSE (``GET .../stream``, resuming with ``Last-Event-ID``) or, with
+``--transport ws``, over livehub's WebSocket (``GET .../ws``, resuming with
+``?last_event_id=``). The hot paths are ``Viewer._consume`` and ``_consume_ws``: per
+read they take the clock once, then for each comment find the message token (and on
+WS the seq) and append three ints to arrays. Nothing is decoded that the audit does
+not need.
 """
 
 from __future__ import annotations
@@ -16,6 +19,16 @@ from livehub.loadtest.config import LoadConfig
 from livehub.loadtest.http1 import ChunkedDecoder, HttpProtocolError, build_request
 from livehub.loadtest.net import PeerClosed, close, connect, read_head, recv, send_all
 from livehub.loadtest.sse import SseParser, SseProtocolError, find_token, order_key, pack_key
+from livehub.loadtest.ws import (
+    OP_CLOSE,
+    OP_PONG,
+    WsParser,
+    WsProtocolError,
+    check_handshake,
+    client_frame,
+    comment_seq,
+    handshake_request,
+)
 
 RECONNECT_DELAY_S = 0.2  # like EventSource's retry, short: we want to see gaps, not wait
 MAX_ERRORS_KEPT = 5  # per viewer, for the report
@@ -54,6 +67,7 @@ class Viewer:
         "index",
         "keys",
         "last_id",
+        "last_seq",
         "reconnects",
         "resumer",
         "video",
@@ -70,7 +84,8 @@ class Viewer:
         self.resumer = cfg.is_resumer(index)
         self.keys = array("q")  # packed (poster, n) of each message, in arrival order
         self.ids = array("q")  # orderable event ids, in arrival order
-        self.last_id: bytes | None = None
+        self.last_id: bytes | None = None  # SSE: the last event id seen
+        self.last_seq: int | None = None  # WS: the last comment seq seen
         self.connected_ns = 0  # wall clock of the first successful connect
         self.reconnects = 0
         self.disconnects = 0  # connections that ended without us asking
@@ -91,9 +106,18 @@ class Viewer:
             with trio.CancelScope() as scope:
                 self._scope = scope
                 try:
-                    await self._connect_and_read()
+                    if cfg.transport == "ws":
+                        await self._connect_and_read_ws()
+                    else:
+                        await self._connect_and_read()
                     self.disconnects += 1
-                except (OSError, PeerClosed, HttpProtocolError, SseProtocolError) as exc:
+                except (
+                    OSError,
+                    PeerClosed,
+                    HttpProtocolError,
+                    SseProtocolError,
+                    WsProtocolError,
+                ) as exc:
                     self.disconnects += 1
                     self._note(repr(exc))
                 except trio.TooSlowError:
@@ -111,14 +135,26 @@ class Viewer:
         if len(self.errors) < MAX_ERRORS_KEPT:
             self.errors.append(text)
 
+    def _where(self) -> tuple[str, int, tuple]:
+        """(Host header, family, address) this viewer connects to."""
+        cfg = self._cfg
+        if cfg.viewer_targets:
+            return cfg.viewer_targets[self._target]
+        return cfg.host, cfg.family, cfg.addr
+
+    def _mark_connected(self) -> None:
+        if not self.connected_ns:
+            self.connected_ns = time.time_ns()
+            self._counters.connected += 1
+            if self._counters.connected == self._counters.total:
+                self._counters.all_connected.set()
+
     async def _connect_and_read(self) -> None:
         cfg = self._cfg
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
         if self.last_id is not None:
             headers["Last-Event-ID"] = self.last_id.decode("latin-1")
-        host, family, addr = cfg.host, cfg.family, cfg.addr
-        if cfg.viewer_targets:
-            host, family, addr = cfg.viewer_targets[self._target]
+        host, family, addr = self._where()
         request = build_request("GET", cfg.video_path(self.video) + "/stream", host, headers)
         sock = await connect(family, addr, cfg.connect_timeout_s)
         try:
@@ -127,11 +163,7 @@ class Viewer:
                 head, rest = await read_head(sock)
             if head.status != 200:
                 raise HttpProtocolError(f"stream status {head.status}")
-            if not self.connected_ns:
-                self.connected_ns = time.time_ns()
-                self._counters.connected += 1
-                if self._counters.connected == self._counters.total:
-                    self._counters.all_connected.set()
+            self._mark_connected()
             decoder = ChunkedDecoder() if head.chunked else None
             parser = SseParser()
             if rest:
@@ -170,5 +202,65 @@ class Viewer:
             if key is not None:
                 ids.append(key)
             lat.append(now_us - token.send_ns // 1000)
+        if len(keys) != before:
+            self._counters.comment_reads += 1
+
+    async def _connect_and_read_ws(self) -> None:
+        """livehub's WebSocket: resume after the last seq seen, answer pings, return
+        when the server closes (1012/1013 say: reconnect with last_event_id)."""
+        cfg = self._cfg
+        path = cfg.video_path(self.video) + "/ws"
+        if self.last_seq is not None:
+            path += f"?last_event_id={self.last_seq}"
+        host, family, addr = self._where()
+        request, key = handshake_request(path, host)
+        sock = await connect(family, addr, cfg.connect_timeout_s)
+        try:
+            with trio.fail_after(cfg.connect_timeout_s):
+                await send_all(sock, request)
+                head, data = await read_head(sock)
+            check_handshake(head, key)
+            self._mark_connected()
+            parser = WsParser()
+            while True:
+                if data:
+                    self._consume_ws(data, parser)
+                    if parser.pings:
+                        pongs = b"".join(client_frame(OP_PONG, p) for p in parser.pings)
+                        parser.pings.clear()
+                        await send_all(sock, pongs)
+                    if parser.close_code is not None:
+                        self._note(f"ws closed by the server: {parser.close_code}")
+                        await send_all(sock, client_frame(OP_CLOSE))
+                        return
+                data = await recv(sock)
+                if not data:
+                    return
+        finally:
+            close(sock)
+
+    def _consume_ws(self, data: bytes, parser: WsParser) -> None:
+        messages = parser.feed(data)
+        if not messages:
+            return
+        now_us = time.time_ns() // 1000
+        marker = self._cfg.marker
+        keys, ids, lat = self.keys, self.ids, self._lat
+        before = len(keys)
+        last = None
+        for message in messages:
+            seq = comment_seq(message)
+            if seq is None:
+                continue  # viewers, ping: not comments
+            last = seq
+            token = find_token(message, marker)
+            if token is None:
+                self._counters.foreign += 1
+                continue
+            keys.append(pack_key(token.poster, token.n))
+            ids.append(seq)
+            lat.append(now_us - token.send_ns // 1000)
+        if last is not None:
+            self.last_seq = last
         if len(keys) != before:
             self._counters.comment_reads += 1
