@@ -15,14 +15,14 @@ import trio
 from livehub.config import Settings
 from livehub.http import create_app
 
-from .support import SECRET, create_database, new_cluster
+from .support import SECRET, create_database, new_cluster, remove_cluster
 
 
 @pytest.fixture(scope="session")
 def pg_cluster():
     cluster = new_cluster()
     yield cluster
-    cluster.remove()
+    remove_cluster(cluster)
 
 
 @pytest.fixture

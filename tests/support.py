@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,12 +26,44 @@ SECRET = "test-secret-not-for-production-0123456789"
 
 
 def new_cluster(durable: bool = False) -> Cluster:
-    """A throwaway cluster in a world-traversable temp dir (postgres runs it as root)."""
+    """A throwaway cluster in a world-traversable temp dir (postgres runs it as root).
+
+    Resource handling: ``remove_cluster`` stops it and deletes its directory. If this
+    process dies first (killed, or pytest-timeout's hard exit), a small watchdog stops
+    the postmaster by its data dir and deletes the directory, so no test run leaves
+    a Postgres behind.
+    """
     base = Path(tempfile.mkdtemp(prefix="livehub-pg-"))
     os.chmod(base, 0o755)
     cluster = Cluster(base / "pgdata", durable=durable)
     cluster.start()
+    _reap_when_gone(os.getpid(), cluster)
     return cluster
+
+
+def remove_cluster(cluster: Cluster) -> None:
+    cluster.remove()
+    shutil.rmtree(cluster.datadir.parent, ignore_errors=True)
+
+
+def _reap_when_gone(owner: int, cluster: Cluster) -> None:
+    stop = shlex.join(
+        cluster._cmd(
+            str(cluster.bindir / "pg_ctl"), "-D", str(cluster.datadir), "-m", "immediate", "stop"
+        )
+    )
+    script = (
+        f"while kill -0 {owner} 2>/dev/null; do sleep 1; done; "
+        f"[ -f {shlex.quote(str(cluster.datadir / 'postmaster.pid'))} ] && {stop}; "
+        f"rm -rf {shlex.quote(str(cluster.datadir.parent))}"
+    )
+    subprocess.Popen(
+        ["sh", "-c", script],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def create_database(cluster: Cluster) -> str:

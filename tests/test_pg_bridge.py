@@ -17,7 +17,7 @@ from livehub.errors import StoreUnavailable
 from livehub.pg import open_database
 from livehub.pgcluster import free_port
 
-from .support import auth, create_database, new_cluster
+from .support import auth, create_database, new_cluster, remove_cluster
 
 SLEEPERS = (
     "SELECT count(*) FROM pg_stat_activity"
@@ -180,7 +180,7 @@ async def test_a_hung_postgres_is_store_unavailable_within_a_bounded_time():
             with trio.fail_after(5):
                 assert await db.fetchval("SELECT 2") == 2
     finally:
-        cluster.remove()
+        remove_cluster(cluster)
 
 
 async def test_unreachable_postgres_is_store_unavailable_not_a_hang():

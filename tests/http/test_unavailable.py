@@ -11,7 +11,7 @@ import trio
 from livehub.config import Settings
 
 from ..conftest import run_server
-from ..support import SECRET, auth, create_database, new_cluster
+from ..support import SECRET, auth, create_database, new_cluster, remove_cluster
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def own_cluster():
     try:
         yield cluster
     finally:
-        cluster.remove()
+        remove_cluster(cluster)
 
 
 def assert_503(r, started: float, within: float, retry_after: bool = True) -> None:
