@@ -108,9 +108,11 @@ def _worker_main(
 async def _serve_worker(
     config: Config, sockets: Sockets, stop: EventType, drain_seconds: float
 ) -> None:
+    from .gctune import tune_gc
     from .http import create_app
 
     app = create_app()
+    tune_gc()
 
     async def shutdown_trigger() -> None:
         await _wait_for_stop(stop)
