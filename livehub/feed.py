@@ -37,7 +37,6 @@ class Feed:
         self._direct: DirectSink | None = None
         self._gap: tuple[int, int | None] | None = None  # (after, until or None: to head)
         self._held: list[Frame] = []
-        self._ready: list[Frame] = []
 
     async def start(self, after: int | None, backlog: int) -> None:
         """Subscribe; raises StoreUnavailable when the actor cannot start."""
