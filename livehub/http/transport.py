@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 
+import trio
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.protocol.http_stream import HTTPStream
 from hypercorn.trio.tcp_server import TCPServer
@@ -62,6 +63,8 @@ class DirectTransport:
         tcp = getattr(protocol.send, "__self__", None)
         if not isinstance(tcp, TCPServer) or not hasattr(tcp.stream, "socket"):
             return None  # TLS (SSLStream) or a different server: not ours to bypass
+        if not isinstance(getattr(tcp, "send_lock", None), trio.Lock):
+            return None  # a Hypercorn whose internals moved: use the ordinary path
         version = getattr(protocol.connection, "their_http_version", None)
         return cls(tcp, chunked=version == b"1.1")
 

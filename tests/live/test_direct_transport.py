@@ -38,3 +38,33 @@ async def test_http_1_1_viewer_gets_chunked_frames_and_http_1_0_viewer_raw_frame
     assert server.service.registry.actor("v").statistics().direct_writes >= 2
     await v11.aclose()
     await v10.aclose()
+
+
+async def test_without_a_direct_transport_streams_still_work_through_hypercorn(
+    settings, monkeypatch
+):
+    """Where the direct path cannot engage (TLS, HTTP/2, another server), each batch
+    is one yield through Quart and Hypercorn: same order, resume and lag handling."""
+    from livehub.http.transport import DirectTransport
+
+    from ..conftest import run_server
+    from ..support import SSEReader
+
+    monkeypatch.setattr(DirectTransport, "from_scope", classmethod(lambda cls, scope: None))
+    async with run_server(settings.replace(subscriber_queue_frames=2)) as srv:
+        async with srv.client() as client:
+            with trio.fail_after(30):
+                async with client.stream("GET", "/comments/v/stream") as response:
+                    reader = SSEReader(response)
+                    posted = []
+                    for i in range(40):
+                        r = await client.post(
+                            "/comments/v", json={"message": f"m{i}"}, headers=auth()
+                        )
+                        posted.append(r.json())
+                    assert await reader.comments(40) == posted
+                async with client.stream(
+                    "GET", "/comments/v/stream", headers={"Last-Event-ID": "35"}
+                ) as response:
+                    assert await SSEReader(response).comments(5) == posted[35:]
+        assert srv.service.registry.actor("v").statistics().direct_writes == 0
