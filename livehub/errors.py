@@ -8,9 +8,11 @@ class LivehubError(Exception):
 
     code = "error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if code is not None:
+            self.code = code  # a finer code than the class's, e.g. "invalid_cursor"
 
 
 class BadRequest(LivehubError):
@@ -18,19 +20,11 @@ class BadRequest(LivehubError):
 
     code = "bad_request"
 
-    def __init__(self, message: str, code: str = "bad_request") -> None:
-        super().__init__(message)
-        self.code = code
-
 
 class InvalidComment(LivehubError):
     """Well-formed JSON whose content is not an acceptable comment."""
 
     code = "invalid_comment"
-
-    def __init__(self, message: str, code: str = "invalid_comment") -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class Unauthorized(LivehubError):
