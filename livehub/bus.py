@@ -24,9 +24,8 @@ import trio_asyncio
 
 from .actors.messages import Notified
 from .config import Settings
-from .errors import StoreUnavailable
 from .model import Comment
-from .pg import UNAVAILABLE, Database
+from .pg import Database
 from .wakeup import channel_of, decode_wakeups, encode_wakeups
 
 log = logging.getLogger("livehub.bus")
@@ -137,8 +136,10 @@ class PgBus:
         while True:
             try:
                 await self._listen_until_lost(mark_started, first)
-            except (StoreUnavailable, *UNAVAILABLE, asyncpg.PostgresError) as exc:
-                log.warning("bus: LISTEN connection failed: %s", exc)
+            except Exception as exc:
+                # Connection errors, Postgres errors, or a group of them out of the
+                # LISTEN/UNLISTEN nursery: reconnect; the resync covers the gap.
+                log.warning("bus: LISTEN connection failed: %r", exc)
             first = False
             mark_started()  # serve even while Postgres is down; we keep retrying
             self._connected = False
@@ -221,7 +222,8 @@ class PgBus:
             try:
                 await self._db.execute(NOTIFY_SQL, channels, payloads)
                 self._notifies_sent += len(payloads)
-            except StoreUnavailable as exc:
-                # Receivers' periodic counter check delivers these comments anyway.
+            except Exception as exc:
+                # Unavailable, a standby refusing, a full notify queue: receivers'
+                # periodic counter check delivers these comments anyway.
                 self._notify_failures += 1
-                log.warning("bus: wake-up NOTIFY failed: %s", exc.message)
+                log.warning("bus: wake-up NOTIFY failed: %r", exc)

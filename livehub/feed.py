@@ -71,9 +71,13 @@ class Feed:
 
     def _take(self, s: Subscribed) -> None:
         position = self.position
+        # A resubscription happens while the viewer waits in next_batch, i.e. ready
+        # for direct writes: the new subscription must say so too.
+        ready = self._sub.direct_ready if self._sub is not None else False
         self._sub = s.sub
         self._sub.position = position
         self._sub.direct = self._direct
+        self._sub.direct_ready = ready
         if s.store_gap is not None:
             self._gap = s.store_gap
             self._on_catchup("resume")

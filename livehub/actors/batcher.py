@@ -45,7 +45,7 @@ async def serve_batcher(
             for post in batch:
                 post.reply.fail(StoreUnavailable("the write was interrupted; retry"))
             raise
-        committed(video_id, comments)
         for post, comment in zip(batch, comments, strict=True):
-            post.reply.set(comment)
+            post.reply.set(comment)  # answer first: these are committed, whatever follows
+        committed(video_id, comments)
         await inbox.send(Committed(comments))

@@ -10,6 +10,7 @@ and stores them in the next one (``PgCommentStore.insert_many``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -18,6 +19,8 @@ import trio
 from ..errors import StoreUnavailable
 from ..model import Comment, Draft
 from .messages import Reply
+
+log = logging.getLogger("livehub.merger")
 
 MAX_IN_FLIGHT = 4  # merged transactions at once (the pool has more connections)
 MAX_ROWS = 2000  # comments per merged transaction
@@ -71,6 +74,12 @@ class InsertMerger:
         except StoreUnavailable as exc:
             for _, _, reply in batch:
                 reply.fail(exc)
+        except Exception:
+            # A Postgres error other than "unavailable" (read-only standby, disk full,
+            # a timeout): these posts fail with 503; the node and its viewers go on.
+            log.exception("merged insert failed")
+            for _, _, reply in batch:
+                reply.fail(StoreUnavailable("the write failed; retry"))
         except BaseException:
             for _, _, reply in batch:
                 reply.fail(StoreUnavailable("the write was interrupted; retry"))

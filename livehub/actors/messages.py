@@ -16,12 +16,13 @@ T = TypeVar("T")
 class Reply(Generic[T]):
     """A one-shot answer from an actor to the task that asked (a tiny future)."""
 
-    __slots__ = ("_done", "_error", "_value")
+    __slots__ = ("_done", "_error", "_value", "abandoned")
 
     def __init__(self) -> None:
         self._done = trio.Event()
         self._value: T | None = None
         self._error: BaseException | None = None
+        self.abandoned = False  # the asker stopped waiting (cancelled)
 
     def set(self, value: T) -> None:
         if not self._done.is_set():
@@ -36,6 +37,10 @@ class Reply(Generic[T]):
     @property
     def done(self) -> bool:
         return self._done.is_set()
+
+    def value_nowait(self) -> T | None:
+        """The answer if there is one (None: none yet, or a failure)."""
+        return self._value if self._done.is_set() and self._error is None else None
 
     async def wait(self) -> T:
         await self._done.wait()

@@ -104,7 +104,8 @@ class Registry:
             return
         try:
             heads = await self._store.heads(videos)
-        except StoreUnavailable:
+        except Exception:  # StoreUnavailable, or e.g. a standby refusing: try next time
+            log.warning("counter check failed", exc_info=True)
             return
         for video_id, head in heads.items():
             handle = self._handles.get(video_id)
@@ -239,7 +240,16 @@ class Registry:
             await handle.inbox_send.send(msg)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             raise StoreUnavailable("the video is restarting; retry") from None
-        return await msg.reply.wait()
+        try:
+            return await msg.reply.wait()
+        except BaseException:
+            # Cancelled while the actor answers (client gone, a drain, a deadline):
+            # make sure no subscription is left behind for nobody.
+            msg.reply.abandoned = True
+            answered = msg.reply.value_nowait()
+            if answered is not None:
+                self.unsubscribe_nowait(video_id, answered.sub)
+            raise
 
     def unsubscribe_nowait(self, video_id: str, sub: Subscription) -> None:
         sub.cancel()

@@ -162,14 +162,13 @@ class VideoActor:
                     await self._advance_from_store(None)
             if self._pending and now >= self._last_flush + self._hooks.coalesce_interval():
                 await self._flush(now)
-            elif (
-                msg is None
-                and not self._pending
-                and not self._subs
-                and now >= self._last_activity + idle_seconds
-                and self._hooks.may_retire(self.video_id, self)
-            ):
-                return
+            elif msg is None and not self._pending and now >= self._last_activity + idle_seconds:
+                self._prune_cancelled()
+                if not self._subs and self._hooks.may_retire(self.video_id, self):
+                    return
+                # Not quiet yet (a post in flight, a message just queued): look again
+                # after another idle period, rather than spinning on a past deadline.
+                self._last_activity = now
 
     async def _handle(self, msg: Message) -> None:
         if isinstance(msg, Committed):
@@ -191,7 +190,13 @@ class VideoActor:
     async def _subscribe(self, msg: Subscribe) -> None:
         # Flush first, so the replay plan and the live frames meet exactly.
         if self._pending:
-            await self._flush(self._clock())
+            try:
+                await self._flush(self._clock())
+            except BaseException:
+                msg.reply.fail(StoreUnavailable("the video's actor stopped; retry"))
+                raise
+        if msg.reply.abandoned:
+            return  # the viewer left while waiting: subscribe nobody
         plan = plan_resume(msg.after, msg.backlog, self._last_delivered, self._ring)
         sub = Subscription(self._settings.subscriber_queue_frames)
         self._subs.add(sub)
@@ -266,6 +271,14 @@ class VideoActor:
         if gone:
             self._hooks.viewers_changed(-len(gone))
         self._hooks.delivered(self.video_id, frame.comments, len(self._subs))
+
+    def _prune_cancelled(self) -> None:
+        """Drop subscriptions whose viewers left (their Unsubscribe may have been lost)."""
+        gone = [sub for sub in self._subs if sub.cancelled]
+        for sub in gone:
+            self._subs.discard(sub)
+        if gone:
+            self._hooks.viewers_changed(-len(gone))
 
     def _send_extras(self) -> None:
         """Pings and viewer-count events for idle viewers, encoded once and written by

@@ -17,6 +17,8 @@ from .transport import DirectTransport
 
 bp = Blueprint("stream", __name__)
 
+PENDING_FLUSH_SECONDS = 2.0  # bound on finishing a direct write when a stream must end
+
 
 @bp.get("/comments/<video_id>/stream")
 async def stream(video_id: str) -> Response:
@@ -95,8 +97,19 @@ async def _events(feed: Feed, slot, svc, transport: DirectTransport | None) -> A
                 feed.set_direct_ready(False)
                 data = extras.compose(frames)
                 await transport.write(transport.frame(data) if data else b"")
-    except (StoreUnavailable, trio.BrokenResourceError, trio.ClosedResourceError):
-        return  # cannot continue gaplessly now: end; EventSource resumes by Last-Event-ID
+    except StoreUnavailable:
+        # Cannot continue gaplessly now: end; EventSource resumes by Last-Event-ID. A
+        # direct write's unfinished tail goes first, or the chunked body is malformed.
+        if transport is not None and transport.has_pending:
+            feed.set_direct_ready(False)
+            with trio.move_on_after(PENDING_FLUSH_SECONDS):
+                try:
+                    await transport.write(b"")
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass
+        return
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        return  # the viewer is gone
     finally:
         feed.close()
         slot.close()
