@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import trio
+
 from .actors.messages import Subscribed
 from .actors.registry import Registry
 from .actors.subscriber import DirectSink, Frame, Lagged, Resubscribe, Subscription
@@ -104,7 +106,13 @@ class Feed:
                 after = max(after, self.position)
                 rows = []
                 if until is None or after < until:
-                    rows = await self._store.read_range(self.video_id, after, until, CATCHUP_PAGE)
+                    # Shielded (the store bounds it by its query timeout): a caller's
+                    # short deadline (a ping, a viewer count) must not cancel every
+                    # attempt of a slow catch-up read, or it would never finish.
+                    with trio.CancelScope(shield=True):
+                        rows = await self._store.read_range(
+                            self.video_id, after, until, CATCHUP_PAGE
+                        )
                 if len(rows) < CATCHUP_PAGE:
                     self._gap = None
                 if rows:
