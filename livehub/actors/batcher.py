@@ -3,6 +3,7 @@ into the next transaction together, so posts/s grow with batch size."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -10,7 +11,7 @@ import trio
 
 from ..errors import StoreUnavailable
 from ..model import Comment
-from .messages import Committed, Message, Post
+from .messages import Committed, Message, Post, Reply
 
 
 async def serve_batcher(
@@ -35,17 +36,52 @@ async def serve_batcher(
                 batch.append(posts.receive_nowait())
             except trio.WouldBlock:
                 break
+        drafts = [p.draft for p in batch]
+        submit = getattr(store, "submit", None)  # the node's InsertMerger
+        write = submit(video_id, drafts) if submit is not None else None
         try:
-            comments = await store.insert(video_id, [p.draft for p in batch])
+            if write is not None:
+                comments = await write.wait()
+            else:
+                comments = await store.insert(video_id, drafts)
         except StoreUnavailable as exc:
             for post in batch:
                 post.reply.fail(exc)
             continue
         except BaseException:
-            for post in batch:
-                post.reply.fail(StoreUnavailable("the write was interrupted; retry"))
+            if write is not None:
+                # Our actor is going away, but the merged write goes on: answer the
+                # posters when it lands, so a stored comment never gets a 503 (and a
+                # retry never stores it twice).
+                write.add_done_callback(
+                    functools.partial(_answer_late, video_id, batch, committed, inbox)
+                )
+            else:
+                for post in batch:
+                    post.reply.fail(StoreUnavailable("the write was interrupted; retry"))
             raise
         for post, comment in zip(batch, comments, strict=True):
             post.reply.set(comment)  # answer first: these are committed, whatever follows
         committed(video_id, comments)
         await inbox.send(Committed(comments))
+
+
+def _answer_late(video_id: str, batch: list[Post], committed, inbox, write: Reply) -> None:
+    """The end of a merged write whose batcher was cancelled meanwhile."""
+    comments = write.value_nowait()
+    if comments is None:
+        error = write.error
+        for post in batch:
+            post.reply.fail(error if isinstance(error, StoreUnavailable) else _interrupted())
+        return
+    for post, comment in zip(batch, comments, strict=True):
+        post.reply.set(comment)
+    committed(video_id, comments)  # other nodes' wake-up
+    try:
+        inbox.send_nowait(Committed(comments))  # the restarted actor, if it is there
+    except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+        pass  # the periodic counter check delivers them
+
+
+def _interrupted() -> StoreUnavailable:
+    return StoreUnavailable("the write was interrupted; retry")

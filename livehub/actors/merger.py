@@ -36,16 +36,21 @@ class InsertMerger:
         self._in_flight = 0
         self.transactions = 0
 
-    async def insert(self, video_id: str, drafts: Sequence[Draft]) -> list[Comment]:
-        """Store ``drafts`` (one video's batch); returns them with their seqs.
+    def submit(self, video_id: str, drafts: Sequence[Draft]) -> Reply[list[Comment]]:
+        """Queue ``drafts`` (one video's batch) for the next merged transaction.
 
-        Raises:
-            StoreUnavailable: the merged transaction failed; nothing was stored.
+        The reply gets the stored comments (with their seqs), or StoreUnavailable
+        when that transaction failed and nothing was stored. The write goes on even
+        if the submitter goes away (its actor crashed): the reply still comes.
         """
         reply: Reply[list[Comment]] = Reply()
         self._queue.append((video_id, drafts, reply))
         self._wakeup.set()
-        return await reply.wait()
+        return reply
+
+    async def insert(self, video_id: str, drafts: Sequence[Draft]) -> list[Comment]:
+        """``submit`` and wait: the store's ``insert``, merged."""
+        return await self.submit(video_id, drafts).wait()
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> NoReturn:
         async with trio.open_nursery() as nursery:

@@ -16,23 +16,43 @@ T = TypeVar("T")
 class Reply(Generic[T]):
     """A one-shot answer from an actor to the task that asked (a tiny future)."""
 
-    __slots__ = ("_done", "_error", "_value", "abandoned")
+    __slots__ = ("_callbacks", "_done", "_error", "_value", "abandoned")
 
     def __init__(self) -> None:
         self._done = trio.Event()
         self._value: T | None = None
         self._error: BaseException | None = None
         self.abandoned = False  # the asker stopped waiting (cancelled)
+        self._callbacks: list = []
 
     def set(self, value: T) -> None:
         if not self._done.is_set():
             self._value = value
             self._done.set()
+            self._run_callbacks()
 
     def fail(self, error: BaseException) -> None:
         if not self._done.is_set():
             self._error = error
             self._done.set()
+            self._run_callbacks()
+
+    def add_done_callback(self, fn) -> None:
+        """Call ``fn(self)`` once answered (now, if it already is): for work that
+        outlives the task that asked."""
+        if self._done.is_set():
+            fn(self)
+        else:
+            self._callbacks.append(fn)
+
+    def _run_callbacks(self) -> None:
+        callbacks, self._callbacks = self._callbacks, []
+        for fn in callbacks:
+            fn(self)
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
 
     @property
     def done(self) -> bool:
