@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shlex
@@ -22,6 +23,9 @@ from livehub.auth import mint
 from livehub.pgcluster import Cluster, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+# Server logs of this test run; removed when the run ends (read them during a test).
+LOG_DIR = tempfile.mkdtemp(prefix="livehub-test-logs-")
+atexit.register(shutil.rmtree, LOG_DIR, True)
 SECRET = "test-secret-not-for-production-0123456789"
 
 
@@ -134,7 +138,7 @@ def start_process(
     args: list[str], env: dict[str, str], port: int, ready_timeout: float = 30
 ) -> ServerProcess:
     """Start a server command and wait until ``/healthz`` answers on ``port``."""
-    log_path = Path(tempfile.mkstemp(prefix="livehub-server-", suffix=".log")[1])
+    log_path = Path(tempfile.mkstemp(prefix="server-", suffix=".log", dir=LOG_DIR)[1])
     log = open(log_path, "wb")  # the child process writes it
     proc = subprocess.Popen(
         args, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
