@@ -28,8 +28,8 @@ class Settings:
     data_dir: str = ".livehub"
     # Apply pending migrations when the server starts.
     migrate_on_start: bool = True
-    # asyncpg pool size per worker process (multiply by workers for Postgres).
-    db_pool_min: int = 2
+    # asyncpg pool size per worker process (multiply by workers for Postgres); the pool
+    # connects lazily, so there is no minimum.
     db_pool_max: int = 10
     # A query that takes longer fails with 503 instead of hanging the request.
     db_command_timeout_seconds: float = 5.0

@@ -39,12 +39,16 @@ class UnsupportedMediaType(LivehubError):
     code = "unsupported_media_type"
 
 
-class RateLimited(LivehubError):
-    code = "rate_limited"
+class _RetryLater(LivehubError):
+    """An error the client should retry after ``retry_after_seconds`` (Retry-After)."""
 
-    def __init__(self, message: str, retry_after_seconds: float) -> None:
+    def __init__(self, message: str, retry_after_seconds: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
+
+
+class RateLimited(_RetryLater):
+    code = "rate_limited"
 
 
 class StoreUnavailable(LivehubError):
@@ -53,14 +57,10 @@ class StoreUnavailable(LivehubError):
     code = "store_unavailable"
 
 
-class Overloaded(LivehubError):
+class Overloaded(_RetryLater):
     """This node is at a configured cap (connections, inbox); try again shortly."""
 
     code = "overloaded"
-
-    def __init__(self, message: str, retry_after_seconds: float = 1.0) -> None:
-        super().__init__(message)
-        self.retry_after_seconds = retry_after_seconds
 
 
 class ShuttingDown(Overloaded):

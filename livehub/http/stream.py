@@ -56,10 +56,6 @@ def _release(feed: Feed, slot: StreamSlot) -> None:
     slot.close()
 
 
-def viewers_event(count: int) -> bytes:
-    return sse.viewers_event(count)
-
-
 async def _events(feed: Feed, slot, svc, transport: DirectTransport | None) -> AsyncIterator[bytes]:
     """The first yield sends the headers and the retry hint through Quart and
     Hypercorn. After that, with a direct transport, the actor writes live frames to
@@ -131,7 +127,7 @@ class _Extras:
         self._next_count = now + self._settings.viewer_count_seconds
 
     def viewers(self) -> bytes:
-        return viewers_event(self._count)
+        return sse.viewers_event(self._count)
 
     def deadline(self) -> float:
         return min(self._next_ping, self._next_count)
@@ -145,7 +141,7 @@ class _Extras:
             count = self._counts.total(self._video_id)
             if count != self._count:
                 self._count = count
-                data += viewers_event(count)
+                data += sse.viewers_event(count)
         if data:
             self._next_ping = now + self._settings.heartbeat_seconds
         elif now >= self._next_ping:
