@@ -26,6 +26,10 @@ class Settings:
     jwt_secret: str = ""
     # Directory holding the embedded cluster (pgdata/) and its generated secret.
     data_dir: str = ".livehub"
+    # What `livehub serve` runs the app on: "lean" (livehub's own Trio connection layer
+    # over h11, docs/ARCHITECTURE.md) or "hypercorn" (Hypercorn's trio worker; also what
+    # TLS in hypercorn.toml gets).
+    server: str = "lean"
     # Apply pending migrations when the server starts.
     migrate_on_start: bool = True
     # asyncpg pool size per worker process (multiply by workers for Postgres); the pool
@@ -38,6 +42,9 @@ class Settings:
 
     # Input limits.
     max_body_bytes: int = 16 * 1024
+    # A request body (or, on livehub serve, a request head once it started) that has not
+    # fully arrived after this long gets 408 and the connection is closed.
+    body_timeout_seconds: float = 10.0
     max_message_chars: int = 2000
     page_size_default: int = 50
     page_size_max: int = 500

@@ -123,12 +123,24 @@ async def _serve_worker(
         done = await service.gate.drain(drain_seconds)
         log.info("drained" if done else "drain timed out", extra=_stats(service))
 
-    await worker_serve(
-        wrap_app(app, config.wsgi_max_body_size, None),
-        config,
-        sockets=sockets,
-        shutdown_trigger=shutdown_trigger,
-    )
+    if app.settings.server == "lean" and not sockets.secure_sockets:
+        from .http.lean import serve_lean
+
+        await serve_lean(
+            app,
+            config,
+            body_timeout=app.settings.body_timeout_seconds,
+            sockets=sockets.insecure_sockets,
+            shutdown_trigger=shutdown_trigger,
+        )
+    else:  # TLS, or LIVEHUB_SERVER=hypercorn: Hypercorn's own trio worker
+        log.info("serving with hypercorn's trio worker")
+        await worker_serve(
+            wrap_app(app, config.wsgi_max_body_size, None),
+            config,
+            sockets=sockets,
+            shutdown_trigger=shutdown_trigger,
+        )
     sys.stderr.flush()
 
 

@@ -4,6 +4,7 @@ and the real server (in-process on a free port, or as a process)."""
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 
 import httpx
@@ -14,6 +15,7 @@ import trio
 
 from livehub.config import Settings
 from livehub.http import create_app
+from livehub.http.lean import serve_lean
 
 from .support import SECRET, create_database, new_cluster, remove_cluster
 
@@ -57,21 +59,38 @@ class LiveServer:
         return httpx.AsyncClient(base_url=self.url, timeout=10, **kw)
 
 
+# Which server the in-process fixture runs the app on: "lean" (what `livehub serve`
+# runs) or "hypercorn" (Hypercorn's trio worker: what `hypercorn livehub.asgi:app`
+# runs). scripts/test runs the HTTP and live suites under both.
+SERVER = os.environ.get("LIVEHUB_TEST_SERVER", "lean")
+
+
 @contextlib.asynccontextmanager
-async def run_server(settings: Settings):
-    """The real app under Hypercorn's trio worker, in this process, on a free port."""
+async def run_server(settings: Settings, server: str | None = None):
+    """The real app, in this process, on a free port, under ``server`` (default
+    ``SERVER``)."""
     app = create_app(settings)
     config = hypercorn.config.Config()
     config.bind = ["127.0.0.1:0"]
     config.graceful_timeout = 1
     config.loglevel = "WARNING"
     shutdown = trio.Event()
-    async with trio.open_nursery() as nursery:
-        binds = await nursery.start(
-            lambda task_status: hypercorn.trio.serve(
+
+    def serve(task_status):
+        if (server or SERVER) == "hypercorn":
+            return hypercorn.trio.serve(
                 app, config, shutdown_trigger=shutdown.wait, task_status=task_status
             )
+        return serve_lean(
+            app,
+            config,
+            body_timeout=settings.body_timeout_seconds,
+            shutdown_trigger=shutdown.wait,
+            task_status=task_status,
         )
+
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(serve)
         try:
             yield LiveServer(binds[0], app)
         finally:
