@@ -39,6 +39,12 @@ class UnsupportedMediaType(LivehubError):
     code = "unsupported_media_type"
 
 
+class RequestTimeout(LivehubError):
+    """The request body did not arrive within LIVEHUB_BODY_TIMEOUT_SECONDS."""
+
+    code = "request_timeout"
+
+
 class _RetryLater(LivehubError):
     """An error the client should retry after ``retry_after_seconds`` (Retry-After)."""
 

@@ -45,9 +45,3 @@ def encode_comment(comment: Comment) -> bytes:
 def encode_comments(comments: Iterable[Comment]) -> bytes:
     """Many events in one bytes object: one socket write carries them all."""
     return b"".join(encode_comment(c) for c in comments)
-
-
-def http_chunk(data: bytes) -> bytes:
-    """``data`` as one HTTP/1.1 chunk, as h11 frames a body part (never empty: an empty
-    chunk ends the body)."""
-    return b"%x\r\n%s\r\n" % (len(data), data)

@@ -15,7 +15,7 @@ from typing import Protocol
 import trio
 
 from ..model import Comment
-from ..sse import encode_comments, http_chunk
+from ..sse import encode_comments
 
 
 class Lagged(Exception):
@@ -30,13 +30,13 @@ class Frame:
     """A contiguous run of comments delivered together; each encoding is made once
     and shared by every subscriber."""
 
-    __slots__ = ("_chunk", "_json", "_sse", "comments")
+    __slots__ = ("_json", "_sse", "cache", "comments")
 
     def __init__(self, comments: list[Comment]) -> None:
         self.comments = comments
         self._sse: bytes | None = None
-        self._chunk: bytes | None = None
         self._json: list[str] | None = None
+        self.cache: dict[str, bytes] = {}  # transports' framings of the SSE bytes
 
     @property
     def first(self) -> int:
@@ -50,12 +50,6 @@ class Frame:
         if self._sse is None:
             self._sse = encode_comments(self.comments)
         return self._sse
-
-    def sse_chunk(self) -> bytes:
-        """The SSE bytes framed as one HTTP/1.1 chunk, for direct writes."""
-        if self._chunk is None:
-            self._chunk = http_chunk(self.sse())
-        return self._chunk
 
     def json_messages(self) -> list[str]:
         if self._json is None:
@@ -71,14 +65,20 @@ class SubscriptionStatistics:
 
 
 class DirectSink(Protocol):
-    """A transport the actor may write a frame to without waiting (see http/transport.py)."""
-
-    chunked: bool
+    """A transport the actor may write a frame to without waiting (see http/transport.py).
+    It frames the bytes for its connection itself."""
 
     @property
     def has_pending(self) -> bool: ...
 
-    def try_write(self, framed: bytes) -> bool: ...
+    @property
+    def can_wait_idle(self) -> bool: ...
+
+    def try_write_frame(self, frame: Frame) -> bool: ...
+
+    def try_write_control(self, data: bytes) -> bool: ...
+
+    async def wait_idle(self) -> None: ...
 
 
 class Subscription:
@@ -97,6 +97,7 @@ class Subscription:
         self._frames: deque[Frame] = deque()
         self._max_frames = max(1, max_frames)
         self._wakeup = trio.Event()
+        self._waiter: trio.CancelScope | None = None  # the viewer sleeping in its sink
         self._lagged = False
         self._closed = False
         self._cancelled = False
@@ -116,27 +117,32 @@ class Subscription:
             or frame.first != self.position + 1
         ):
             return False
-        if not sink.try_write(frame.sse_chunk() if sink.chunked else frame.sse()):
+        if not sink.try_write_frame(frame):
             return False
         self.position = frame.last
         if sink.has_pending:  # the viewer's task finishes the write
             self.direct_ready = False
-            self._wakeup.set()
+            self._wake()
         return True
 
-    def offer_control_nowait(self, data: bytes, chunk: bytes) -> bool:
+    def offer_control_nowait(self, data: bytes) -> bool:
         """Write a control event (ping, viewer count: no seq) straight to an idle,
         caught-up viewer; False when it is busy or has no direct sink (it then gets
         its own pings)."""
         sink = self.direct
         if sink is None or not self.direct_ready or self._frames or self._lagged:
             return False
-        if self._cancelled or not sink.try_write(chunk if sink.chunked else data):
+        if self._cancelled or not sink.try_write_control(data):
             return False
         if sink.has_pending:
             self.direct_ready = False
-            self._wakeup.set()
+            self._wake()
         return True
+
+    def _wake(self) -> None:
+        self._wakeup.set()
+        if self._waiter is not None:
+            self._waiter.cancel()
 
     def push_nowait(self, frame: Frame) -> bool:
         """Queue ``frame``; returns False when it overflowed and the queue was dropped."""
@@ -147,17 +153,17 @@ class Subscription:
             if not self._lagged:
                 self._lagged = True
                 self.lagged_count += 1
-            self._wakeup.set()
+            self._wake()
             return False
         if not self._lagged:
             self._frames.append(frame)
-        self._wakeup.set()
+        self._wake()
         return True
 
     def close(self) -> None:
         """The actor is gone: the viewer gets :class:`Resubscribe` once queued frames are read."""
         self._closed = True
-        self._wakeup.set()
+        self._wake()
 
     # -- viewer side --
     def cancel(self) -> None:
@@ -190,8 +196,19 @@ class Subscription:
                 return []  # nothing queued, but a direct write is left to finish
             if self._closed:
                 raise Resubscribe()
-            self._wakeup = trio.Event()
-            await self._wakeup.wait()
+            sink = self.direct
+            if sink is not None and sink.can_wait_idle:
+                # One task per viewer: sleep in the socket (noticing a client that
+                # leaves) until the actor has something for us and cancels the wait.
+                with trio.CancelScope() as scope:
+                    self._waiter = scope
+                    try:
+                        await sink.wait_idle()
+                    finally:
+                        self._waiter = None
+            else:
+                self._wakeup = trio.Event()
+                await self._wakeup.wait()
 
     def statistics(self) -> SubscriptionStatistics:
         return SubscriptionStatistics(len(self._frames), self.lagged_count, self._closed)

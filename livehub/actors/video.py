@@ -18,7 +18,7 @@ from ..config import Settings
 from ..errors import StoreUnavailable
 from ..model import Comment
 from ..recovery import plan_resume
-from ..sse import PING, http_chunk, viewers_event
+from ..sse import PING, viewers_event
 from .batcher import serve_batcher
 from .messages import Committed, Message, Notified, Post, Resync, Subscribe, Subscribed, Unsubscribe
 from .ring import Ring
@@ -294,9 +294,8 @@ class VideoActor:
             self._broadcast_control(PING)
 
     def _broadcast_control(self, data: bytes) -> None:
-        chunk = http_chunk(data)
         for sub in self._subs:
-            sub.offer_control_nowait(data, chunk)
+            sub.offer_control_nowait(data)
 
     def request_resync_nowait(self) -> None:
         """A wake-up for this video was dropped (inbox full): resync after the next message."""

@@ -13,8 +13,9 @@ from .. import logs
 from ..config import Settings
 from ..service import open_service
 from ..sockets import set_user_timeout_on_listeners
-from . import comments, devtoken, errors, ops, stream, viewer, ws
-from .transport import install_raw_send_capture
+from . import comments, devtoken, errors, ops, viewer, ws
+from .front import front
+from .hypercorn_internals import capture_raw_send, install
 
 log = logging.getLogger("livehub.http")
 
@@ -30,9 +31,7 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     app.service = None
     app.listeners_tuned = False
     errors.install(app)
-    install_raw_send_capture(app)
     app.register_blueprint(comments.bp)
-    app.register_blueprint(stream.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(viewer.bp)
     app.register_blueprint(devtoken.bp)
@@ -85,6 +84,10 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
         if settings.access_log:
             logs.access_log.info("websocket", extra={"path": websocket.path})
 
+    install()  # Hypercorn's send/close race fixed, for plain hypercorn too
+    # The hot routes are raw ASGI in front of Quart (front.py); the raw send capture
+    # lets the SSE route find Hypercorn's socket for direct writes.
+    app.asgi_app = capture_raw_send(front(app))
     return app
 
 

@@ -1,16 +1,14 @@
-"""POST /comments/<video_id> and GET /comments/<video_id> (history pages, since)."""
+"""GET /comments/<video_id> (history pages, since) and the posting limits both post
+paths check (the POST itself is the raw handler in ``post.py``)."""
 
 from __future__ import annotations
 
 import json
-import time
 
 from quart import Blueprint, Response, current_app, request
 
 from .. import validate
-from ..auth import user_from_header
-from ..errors import PayloadTooLarge, RateLimited, UnsupportedMediaType
-from ..model import Draft
+from ..errors import RateLimited
 
 bp = Blueprint("comments", __name__)
 
@@ -21,30 +19,6 @@ def _json(body: object, status: int = 200) -> Response:
         status=status,
         content_type="application/json",
     )
-
-
-async def read_body_limited(max_bytes: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes ``max_bytes``."""
-    declared = request.headers.get("Content-Length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise PayloadTooLarge(f"body is larger than {max_bytes} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.body:
-        size += len(chunk)
-        if size > max_bytes:
-            raise PayloadTooLarge(f"body is larger than {max_bytes} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _check_content_type() -> None:
-    ctype = request.headers.get("Content-Type")
-    if ctype is None:
-        return  # lenient: a body without a type is read as JSON
-    mime = ctype.split(";", 1)[0].strip().lower()
-    if mime != "application/json" and not mime.endswith("+json"):
-        raise UnsupportedMediaType("Content-Type must be application/json")
 
 
 def check_limits(svc, user_id: str, video_id: str) -> None:
@@ -62,24 +36,6 @@ def check_limits(svc, user_id: str, video_id: str) -> None:
     else:
         message = "too many posts: slow down"
     raise RateLimited(message, refusal.retry_after_seconds)
-
-
-@bp.post("/comments/<video_id>")
-async def post_comment(video_id: str) -> Response:
-    started = time.perf_counter()
-    svc = current_app.service
-    settings = svc.settings
-    video_id = validate.video_id(video_id)
-    user_id = user_from_header(request.headers.get("Authorization"), settings.jwt_secret)
-    _check_content_type()
-    body = await read_body_limited(settings.max_body_bytes)
-    message = validate.comment_message(body, settings.max_message_chars)
-    with svc.gate.post():  # a drain waits for this post (or refuses it: 503)
-        check_limits(svc, user_id, video_id)
-        comment = await svc.registry.post(video_id, Draft(user_id, message))
-    svc.metrics.posts.inc()
-    svc.metrics.post_latency.observe(time.perf_counter() - started)
-    return _json(comment.as_dict(), 201)
 
 
 @bp.get("/comments/<video_id>")

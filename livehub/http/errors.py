@@ -13,6 +13,7 @@ from .. import errors as e
 STATUS: dict[type[e.LivehubError], int] = {
     e.BadRequest: 400,
     e.Unauthorized: 401,
+    e.RequestTimeout: 408,
     e.PayloadTooLarge: 413,
     e.UnsupportedMediaType: 415,
     e.InvalidComment: 422,
@@ -22,9 +23,12 @@ STATUS: dict[type[e.LivehubError], int] = {
 }
 
 
+def error_body(code: str, message: str) -> bytes:
+    return json.dumps({"error": {"code": code, "message": message}}).encode("utf-8")
+
+
 def error_response(status: int, code: str, message: str, headers: dict | None = None) -> Response:
-    body = json.dumps({"error": {"code": code, "message": message}})
-    resp = Response(body, status=status, content_type="application/json")
+    resp = Response(error_body(code, message), status=status, content_type="application/json")
     for k, v in (headers or {}).items():
         resp.headers[k] = v
     return resp
@@ -37,7 +41,8 @@ def status_of(error: e.LivehubError) -> int:
     return 500
 
 
-def from_domain(error: e.LivehubError) -> Response:
+def status_and_headers(error: e.LivehubError) -> tuple[int, dict[str, str]]:
+    """The status of a domain error and the headers that go with it."""
     status = status_of(error)
     headers = {}
     retry = getattr(error, "retry_after_seconds", None)
@@ -45,12 +50,17 @@ def from_domain(error: e.LivehubError) -> Response:
         headers["Retry-After"] = str(max(1, math.ceil(retry)))
     elif status == 503:
         headers["Retry-After"] = "1"
-    if status == 413:
+    if status in (408, 413):
         # The rest of the body was never read: the connection cannot carry another
         # request, so say so instead of leaving the client waiting on it.
         headers["Connection"] = "close"
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="livehub"'
+    return status, headers
+
+
+def from_domain(error: e.LivehubError) -> Response:
+    status, headers = status_and_headers(error)
     return error_response(status, error.code, error.message, headers)
 
 

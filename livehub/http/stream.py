@@ -1,156 +1,140 @@
-"""GET /comments/<video_id>/stream: Server-Sent Events, resumable with Last-Event-ID."""
+"""GET /comments/<video_id>/stream: Server-Sent Events, resumable with Last-Event-ID.
+
+A raw ASGI handler (``front.py`` routes to it). The response head and the first
+events (the retry hint, the viewer count, any replay) go out through the server;
+after that, with a direct transport (``transport.py``), the video's actor writes live
+frames, pings and counts to the socket itself while this task sleeps, and this task
+writes only what was queued for it (catch-up, a lag, an unfinished write). On the
+lean server this task is the connection's only task: it sleeps in the socket, so a
+viewer that leaves is noticed at once. Without a direct transport (TLS, HTTP/2, an
+unknown server) each wake-up is one write through ASGI ``send``.
+"""
 
 from __future__ import annotations
 
-import math
-import weakref
-from collections.abc import AsyncIterator
+from urllib.parse import parse_qs
 
 import trio
-from quart import Blueprint, Response, current_app, request
 
-from .. import sse, validate
-from ..errors import StoreUnavailable
-from ..feed import Feed
-from ..gate import Draining, StreamSlot
+from .. import logs, sse, validate
+from ..errors import LivehubError, StoreUnavailable
+from ..gate import Draining
+from .raw import Request, error_headers, request_id, respond
+from .session import Due, ViewerSession
 from .transport import DirectTransport
 
-bp = Blueprint("stream", __name__)
-
 PENDING_FLUSH_SECONDS = 2.0  # bound on finishing a direct write when a stream must end
+HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
 
 
-@bp.get("/comments/<video_id>/stream")
-async def stream(video_id: str) -> Response:
-    svc = current_app.service
+def _query(req: Request) -> dict[str, str]:
+    if not req.query:
+        return {}
+    parsed = parse_qs(req.query.decode("latin-1"), keep_blank_values=True)
+    return {k: v[0] for k, v in parsed.items()}
+
+
+async def stream(app, scope: dict, receive, send, raw_video_id: str) -> None:
+    req = Request(scope, receive)
+    rid = request_id(req)
+    svc = app.service
     settings = svc.settings
-    video_id = validate.video_id(video_id)
-    after = validate.last_event_id(
-        request.headers.get("Last-Event-ID"), request.args.get("last_event_id")
-    )
-    backlog = validate.non_negative_int("backlog", request.args.get("backlog")) or 0
-    backlog = min(backlog, settings.backlog_max)
-    slot = svc.gate.open_stream(video_id)  # full or draining: 503 with Retry-After
-    feed = Feed(svc.registry, svc.store, video_id, svc.metrics.catchups_inc)
+    headers = [(b"x-request-id", rid.encode("ascii")), (b"x-livehub-node", svc.node_id.encode())]
+    session = None
     try:
-        await feed.start(after, backlog)
-    except BaseException:
-        feed.close()
-        slot.close()
-        raise
-    events = _events(feed, slot, svc, DirectTransport.from_scope(request.scope))
-    # A client gone before the body starts leaves the generator unstarted, so its
-    # finally never runs: release the slot and the subscription when it is dropped.
-    weakref.finalize(events, _release, feed, slot)
-    response = Response(
-        events,
-        content_type="text/event-stream; charset=utf-8",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-    response.timeout = None  # else Quart ends every stream after RESPONSE_TIMEOUT
-    return response
-
-
-def _release(feed: Feed, slot: StreamSlot) -> None:
-    feed.close()
-    slot.close()
-
-
-async def _events(feed: Feed, slot, svc, transport: DirectTransport | None) -> AsyncIterator[bytes]:
-    """The first yield sends the headers and the retry hint through Quart and
-    Hypercorn. After that, with a direct transport, the actor writes live frames to
-    the socket itself while this task sleeps; this task writes only what the actor
-    queued for it (catch-up, a lag, an unfinished write) and heartbeats. Without one,
-    each yield is one socket write carrying everything queued."""
-    metrics, gate = svc.metrics, svc.gate
-    retry = sse.retry_hint(svc.settings.sse_retry_ms)
-    metrics.connections.inc()
+        video_id = validate.video_id(raw_video_id)
+        args = _query(req)
+        after = validate.last_event_id(req.header(b"last-event-id"), args.get("last_event_id"))
+        backlog = validate.non_negative_int("backlog", args.get("backlog")) or 0
+        session = ViewerSession(svc, video_id)
+        await session.open(after, backlog)  # full or draining: 503 with Retry-After
+    except LivehubError as exc:
+        status, extra, body = error_headers(exc)
+        await respond(send, status, body, headers + extra)
+        if settings.access_log:
+            logs.log_access(req.method, req.path, status, req.started)
+        return
+    if settings.access_log:
+        logs.log_access(req.method, req.path, 200, req.started)
     try:
-        extras = _Extras(svc, feed.video_id)
-        yield retry + extras.viewers()
+        await _serve(session, scope, send, headers, sse.retry_hint(settings.sse_retry_ms))
+    finally:
+        session.close()
+
+
+async def _serve(session: ViewerSession, scope: dict, send, headers, retry: bytes) -> None:
+    transport = DirectTransport.from_scope(scope)
+    await send({"type": "http.response.start", "status": 200, "headers": HEADERS + headers})
+    try:
+        await send(
+            {
+                "type": "http.response.body",
+                "body": retry + sse.viewers_event(session.count),
+                "more_body": True,
+            }
+        )
         if transport is None:
-            while True:
-                try:
-                    frames = await gate.wait(feed.next_batch, extras.deadline())
-                except Draining:  # node shutting down: reconnect (elsewhere) to resume
-                    yield retry
-                    return
-                data = extras.compose(frames)
-                if data:
-                    yield data
+            await _through_send(session, send, retry)
         else:
-            # The actor writes pings and viewer counts to idle direct viewers too, so
-            # this task wakes only for what was queued for it, or a drain.
-            feed.attach_direct(transport)
-            while True:
-                feed.set_direct_ready(True)
-                try:
-                    frames = await gate.wait(feed.next_batch, math.inf)
-                except Draining:
-                    feed.set_direct_ready(False)
-                    await transport.write(transport.frame(retry))
-                    return
-                feed.set_direct_ready(False)
-                data = extras.compose(frames)
-                await transport.write(transport.frame(data) if data else b"")
+            await _direct(session, transport, retry)
     except StoreUnavailable:
         # Cannot continue gaplessly now: end; EventSource resumes by Last-Event-ID. A
         # direct write's unfinished tail goes first, or the chunked body is malformed.
         if transport is not None and transport.has_pending:
-            feed.set_direct_ready(False)
             with trio.move_on_after(PENDING_FLUSH_SECONDS):
                 try:
                     await transport.write(b"")
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    pass
-        return
+                    return
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         return  # the viewer is gone
-    finally:
-        feed.close()
-        slot.close()
-        metrics.connections.dec()
+    try:
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        pass
 
 
-class _Extras:
-    """What a stream owes its viewer besides comments: the video's viewer count when it
-    changed (checked every viewer_count_seconds) and a ping after heartbeat_seconds
-    of silence. Deadlines are on Trio's clock."""
-
-    def __init__(self, svc, video_id: str) -> None:
-        self._settings = svc.settings
-        self._counts = svc.viewers
-        self._video_id = video_id
-        self._count = self._counts.total(video_id)
-        now = trio.current_time()
-        self._next_ping = now + self._settings.heartbeat_seconds
-        self._next_count = now + self._settings.viewer_count_seconds
-
-    def viewers(self) -> bytes:
-        return sse.viewers_event(self._count)
-
-    def deadline(self) -> float:
-        return min(self._next_ping, self._next_count)
-
-    def compose(self, frames: list | None) -> bytes:
-        """The bytes of one write (b"": nothing due): frames, count, or a ping."""
-        now = trio.current_time()
-        data = _join(frames) if frames else b""
-        if now >= self._next_count:
-            self._next_count = now + self._settings.viewer_count_seconds
-            count = self._counts.total(self._video_id)
-            if count != self._count:
-                self._count = count
-                data += sse.viewers_event(count)
+async def _through_send(session: ViewerSession, send, retry: bytes) -> None:
+    while True:
+        try:
+            due = await session.next()
+        except Draining:  # node shutting down: reconnect (elsewhere) to resume
+            await send({"type": "http.response.body", "body": retry, "more_body": True})
+            return
+        data = encode(due)
         if data:
-            self._next_ping = now + self._settings.heartbeat_seconds
-        elif now >= self._next_ping:
-            self._next_ping = now + self._settings.heartbeat_seconds
-            data = sse.PING
-        return data
+            await send({"type": "http.response.body", "body": data, "more_body": True})
 
 
-def _join(frames: list) -> bytes:
+async def _direct(session: ViewerSession, transport: DirectTransport, retry: bytes) -> None:
+    # The actor writes pings and viewer counts to idle direct viewers too, so this
+    # task wakes only for what was queued for it, or a drain.
+    session.feed.attach_direct(transport)
+    while True:
+        try:
+            frames = await session.next_direct()
+        except Draining:
+            await transport.write(transport.frame(retry))
+            return
+        data = encode(Due(frames, None, False)) if frames else b""
+        await transport.write(transport.frame(data) if data else b"")
+
+
+def encode(due: Due) -> bytes:
+    """The SSE bytes of one wake-up (b"": nothing to write)."""
+    frames = due.frames
     if len(frames) == 1:
-        return frames[0].sse()
-    return b"".join(f.sse() for f in frames)
+        data = frames[0].sse()
+    elif frames:
+        data = b"".join(f.sse() for f in frames)
+    else:
+        data = b""
+    if due.viewers is not None:
+        data += sse.viewers_event(due.viewers)
+    if due.ping and not data:
+        data = sse.PING
+    return data

@@ -25,11 +25,11 @@ from quart import Blueprint, current_app, websocket
 
 from .. import auth, validate
 from ..errors import BadRequest, LivehubError, PayloadTooLarge, StoreUnavailable, Unauthorized
-from ..feed import Feed
 from ..gate import Draining
 from ..model import Draft
 from .comments import check_limits
 from .errors import status_of
+from .session import ViewerSession
 
 bp = Blueprint("ws", __name__)
 
@@ -55,20 +55,16 @@ async def comments_ws(video_id: str) -> None:
     token = _connect_token()
     if token is not None:
         auth.verify(token, settings.jwt_secret)  # refuse the handshake with a 401
-    slot = svc.gate.open_stream(video_id)  # full or draining: 503 at the handshake
-    feed = Feed(svc.registry, svc.store, video_id, svc.metrics.catchups_inc)
-    svc.metrics.connections.inc()
+    session = ViewerSession(svc, video_id)
     try:
-        await feed.start(after, min(backlog, settings.backlog_max))
+        await session.open(after, backlog)  # full or draining: 503 at the handshake
         await websocket.accept()
         out = _Outbox()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_write_feed, feed, out, svc, nursery)
+            nursery.start_soon(_write_feed, session, out, nursery)
             await _read_posts(video_id, token, out)
     finally:
-        feed.close()
-        slot.close()
-        svc.metrics.connections.dec()
+        session.close()
 
 
 def _connect_token() -> str | None:
@@ -96,39 +92,26 @@ class _Outbox:
             await websocket.send(text)
 
 
-async def _write_feed(feed: Feed, out: _Outbox, svc, nursery: trio.Nursery) -> None:
+async def _write_feed(session: ViewerSession, out: _Outbox, nursery: trio.Nursery) -> None:
     """Feed frames to the socket in seq order; the viewer count when it changed; a
     ping when idle. The Feed's bounded subscription lags into a store catch-up while
     this task waits on a slow client. A drain closes with 1012 once the node's posts
     in flight (this client's too) are answered."""
-    settings, gate = svc.settings, svc.gate
-    count = svc.viewers.total(feed.video_id)
-    await out.send(_viewers_message(count))
-    now = trio.current_time()
-    next_ping = now + settings.heartbeat_seconds
-    next_count = now + settings.viewer_count_seconds
+    await out.send(_viewers_message(session.count))
     try:
         while True:
             try:
-                frames = await gate.wait(feed.next_batch, min(next_ping, next_count))
+                due = await session.next()
             except Draining:
-                await gate.wait_posts_done()
+                await session.gate.wait_posts_done()
                 await websocket.close(CLOSE_RESTART, "server restarting; reconnect")
                 nursery.cancel_scope.cancel()
                 return
-            now = trio.current_time()
-            if now >= next_count:
-                next_count = now + settings.viewer_count_seconds
-                if (n := svc.viewers.total(feed.video_id)) != count:
-                    count = n
-                    await out.send(_viewers_message(n))
-            if frames is None:
-                if now >= next_ping:
-                    next_ping = now + settings.heartbeat_seconds
-                    await out.send(PING)
-                continue
-            next_ping = now + settings.heartbeat_seconds
-            for frame in frames:
+            if due.viewers is not None:
+                await out.send(_viewers_message(due.viewers))
+            if due.ping:
+                await out.send(PING)
+            for frame in due.frames:
                 for comment in frame.json_messages():
                     await out.send(COMMENT_PREFIX + comment + "}")
     except StoreUnavailable as exc:

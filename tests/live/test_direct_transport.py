@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import trio
 
-from livehub.sse import http_chunk
+from livehub.http.transport import http_chunk
 
 from ..support import auth
 from .rawsse import read_until

@@ -1,0 +1,59 @@
+"""POST /comments/<video_id> as a raw ASGI handler: the hot ingest path.
+
+Same contract as before (docs in README.md): validate, check the token and the
+posting limits, hand the post to the video's actor, answer 201 with the stored
+comment after commit. No Quart objects, no extra task: on the lean server the whole
+request runs in the connection's task and the answer is one socket write.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .. import logs, validate
+from ..auth import user_from_header
+from ..errors import LivehubError, UnsupportedMediaType
+from ..model import Draft
+from .comments import check_limits
+from .raw import Request, dumps, error_headers, request_id, respond
+
+
+def check_content_type(value: str | None) -> None:
+    """Raises UnsupportedMediaType unless the body is (or may be read as) JSON."""
+    if value is None:
+        return  # lenient: a body without a type is read as JSON
+    mime = value.split(";", 1)[0].strip().lower()
+    if mime != "application/json" and not mime.endswith("+json"):
+        raise UnsupportedMediaType("Content-Type must be application/json")
+
+
+async def post_comment(app, scope: dict, receive, send, raw_video_id: str) -> None:
+    req = Request(scope, receive)
+    rid = request_id(req)
+    svc = app.service
+    settings = svc.settings
+    headers = [(b"x-request-id", rid.encode("ascii"))]
+    try:
+        if svc is None:
+            raise LivehubError("the server is starting")
+        headers.append((b"x-livehub-node", svc.node_id.encode("ascii")))
+        video_id = validate.video_id(raw_video_id)
+        user_id = user_from_header(req.header(b"authorization"), settings.jwt_secret)
+        check_content_type(req.header(b"content-type"))
+        body = await req.body(settings.max_body_bytes, settings.body_timeout_seconds)
+        message = validate.comment_message(body, settings.max_message_chars)
+        with svc.gate.post():  # a drain waits for this post (or refuses it: 503)
+            check_limits(svc, user_id, video_id)
+            comment = await svc.registry.post(video_id, Draft(user_id, message))
+        svc.metrics.posts.inc()
+        svc.metrics.post_latency.observe(time.perf_counter() - req.started)
+        status, out = 201, dumps(comment.as_dict())
+    except LivehubError as exc:
+        status, extra, out = error_headers(exc)
+        headers.extend(extra)
+        svc.metrics.post_errors.labels(str(status)).inc()
+    if svc.gate.draining:
+        headers.append((b"connection", b"close"))
+    await respond(send, status, out, headers)
+    if settings.access_log:
+        logs.log_access(req.method, req.path, status, req.started)

@@ -1,0 +1,111 @@
+"""ViewerSession: one viewer of one video, the same over SSE and WebSocket.
+
+It owns what a viewer holds on a node: a stream slot in the gate (full or draining:
+503), a gapless :class:`~livehub.feed.Feed`, the streams gauge, and what the viewer is
+owed besides comments: the video's viewer count when it changed (checked every
+``viewer_count_seconds``) and a ping after ``heartbeat_seconds`` of silence. The
+transports only encode what :meth:`ViewerSession.next` returns (``stream.py``: SSE
+bytes; ``ws.py``: JSON messages).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import trio
+
+from ..actors.subscriber import Frame
+from ..feed import Feed
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """What one wake-up of a viewer's task owes it: frames, a count, or a ping."""
+
+    frames: list[Frame]
+    viewers: int | None  # the video's viewer count, when it changed
+    ping: bool
+
+
+class ViewerSession:
+    def __init__(self, svc, video_id: str, client: str | None = None) -> None:
+        self._svc = svc
+        self._settings = svc.settings
+        self.gate = svc.gate
+        self.video_id = video_id
+        self._client = client
+        self.feed = Feed(svc.registry, svc.store, video_id, svc.metrics.catchups_inc)
+        self._slot = None
+        self._counted = False  # in the streams gauge
+        self.count = 0  # the viewer count this viewer was last told
+        now = trio.current_time()
+        self._next_ping = now + self._settings.heartbeat_seconds
+        self._next_count = now + self._settings.viewer_count_seconds
+
+    async def open(self, after: int | None, backlog: int) -> None:
+        """Take a stream slot and subscribe (resuming after ``after``).
+
+        Raises:
+            Overloaded, ShuttingDown: no slot (503); StoreUnavailable: the video's
+                actor could not start. Nothing is held when it raises.
+        """
+        self._slot = self.gate.open_stream(self.video_id)
+        try:
+            await self.feed.start(after, min(backlog, self._settings.backlog_max))
+        except BaseException:
+            self.close()
+            raise
+        self._svc.metrics.connections.inc()
+        self._counted = True
+        self.count = self._svc.viewers.total(self.video_id)
+
+    def close(self) -> None:
+        """Release the subscription and the slot (idempotent)."""
+        self.feed.close()
+        if self._slot is not None:
+            self._slot.close()
+            self._slot = None
+        if self._counted:
+            self._counted = False
+            self._svc.metrics.connections.dec()
+
+    async def next(self) -> Due:
+        """Wait for frames, or for a viewer count or a ping to fall due.
+
+        Raises:
+            Draining: the node shuts down (end the stream with a reconnect hint).
+            StoreUnavailable: the viewer cannot continue gaplessly now.
+        """
+        while True:
+            deadline = min(self._next_ping, self._next_count)
+            frames = await self.gate.wait(self.feed.next_batch, deadline)
+            now = trio.current_time()
+            viewers = None
+            if now >= self._next_count:
+                self._next_count = now + self._settings.viewer_count_seconds
+                n = self._svc.viewers.total(self.video_id)
+                if n != self.count:
+                    self.count = viewers = n
+            if frames or viewers is not None:
+                self._next_ping = now + self._settings.heartbeat_seconds
+                return Due(frames or [], viewers, False)
+            if now >= self._next_ping:
+                self._next_ping = now + self._settings.heartbeat_seconds
+                return Due([], None, True)
+            if frames is not None:
+                return Due([], None, False)  # a direct write's tail to finish
+
+    async def next_direct(self) -> list[Frame]:
+        """With a direct transport attached: the actor writes live frames, pings and
+        counts to the socket itself while the viewer is idle; this waits only for what
+        it queued instead (catch-up, a lag, an unfinished write: [] then).
+
+        Raises:
+            Draining, StoreUnavailable: as :meth:`next`.
+        """
+        self.feed.set_direct_ready(True)
+        try:
+            return await self.gate.wait(self.feed.next_batch, math.inf)
+        finally:
+            self.feed.set_direct_ready(False)
