@@ -60,14 +60,32 @@ async def stream(app, scope: dict, receive, send, raw_video_id: str) -> None:
         return
     if settings.access_log:
         logs.log_access(req.method, req.path, 200, req.started)
+    retry = sse.retry_hint(settings.sse_retry_ms)
     try:
-        await _serve(session, scope, send, headers, sse.retry_hint(settings.sse_retry_ms))
+        transport = DirectTransport.from_scope(scope)
+        if transport is not None and transport.can_wait_idle:
+            # The lean server: this task is the connection's only one, and it notices
+            # a viewer that leaves by sleeping in the socket (transport.wait_idle).
+            await _serve(session, transport, send, headers, retry)
+            return
+        # Another server tells us the client left only through receive().
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
+            await _serve(session, transport, send, headers, retry)
+            nursery.cancel_scope.cancel()
     finally:
         session.close()
 
 
-async def _serve(session: ViewerSession, scope: dict, send, headers, retry: bytes) -> None:
-    transport = DirectTransport.from_scope(scope)
+async def _cancel_on_disconnect(receive, scope: trio.CancelScope) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
+
+
+async def _serve(
+    session: ViewerSession, transport: DirectTransport | None, send, headers, retry: bytes
+) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": HEADERS + headers})
     try:
         await send(
