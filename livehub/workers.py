@@ -127,7 +127,7 @@ async def _serve_worker(
         from .http.lean import serve_lean
 
         await serve_lean(
-            app,
+            app.front,
             config,
             body_timeout=app.settings.body_timeout_seconds,
             sockets=sockets.insecure_sockets,

@@ -82,7 +82,7 @@ async def run_server(settings: Settings, server: str | None = None):
                 app, config, shutdown_trigger=shutdown.wait, task_status=task_status
             )
         return serve_lean(
-            app,
+            app.front,
             config,
             body_timeout=settings.body_timeout_seconds,
             shutdown_trigger=shutdown.wait,

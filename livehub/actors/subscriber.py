@@ -8,7 +8,6 @@ is told :class:`Lagged`: it then catches up from Postgres from the last seq it s
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -94,9 +93,9 @@ class Subscription:
         self.position = position
         self.direct: DirectSink | None = None
         self.direct_ready = False
-        self._frames: deque[Frame] = deque()
+        self._frames: list[Frame] = []  # a list: a deque is ~600 bytes even when empty
         self._max_frames = max(1, max_frames)
-        self._wakeup = trio.Event()
+        self._wakeup: trio.Event | None = None  # made when the viewer waits on it
         self._waiter: trio.CancelScope | None = None  # the viewer sleeping in its sink
         self._lagged = False
         self._closed = False
@@ -140,7 +139,8 @@ class Subscription:
         return True
 
     def _wake(self) -> None:
-        self._wakeup.set()
+        if self._wakeup is not None:
+            self._wakeup.set()
         if self._waiter is not None:
             self._waiter.cancel()
 
@@ -189,8 +189,7 @@ class Subscription:
                 self._lagged = False
                 raise Lagged()
             if self._frames:
-                frames = list(self._frames)
-                self._frames.clear()
+                frames, self._frames = self._frames, []
                 return frames
             if self.direct is not None and self.direct.has_pending:
                 return []  # nothing queued, but a direct write is left to finish

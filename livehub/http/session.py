@@ -10,7 +10,6 @@ bytes; ``ws.py``: JSON messages).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import trio
@@ -106,6 +105,6 @@ class ViewerSession:
         """
         self.feed.set_direct_ready(True)
         try:
-            return await self.gate.wait(self.feed.next_batch, math.inf)
+            return await self.gate.wait_forever(self.feed.next_batch)
         finally:
             self.feed.set_direct_ready(False)

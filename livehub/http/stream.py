@@ -60,6 +60,7 @@ async def stream(app, scope: dict, receive, send, raw_video_id: str) -> None:
         return
     if settings.access_log:
         logs.log_access(req.method, req.path, 200, req.started)
+    del req, args  # a stream lives for hours: keep only what it needs
     retry = sse.retry_hint(settings.sse_retry_ms)
     try:
         transport = DirectTransport.from_scope(scope)
@@ -87,6 +88,7 @@ async def _serve(
     session: ViewerSession, transport: DirectTransport | None, send, headers, retry: bytes
 ) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": HEADERS + headers})
+    headers.clear()  # held for the whole stream otherwise: a viewer's bytes count
     try:
         await send(
             {
@@ -98,7 +100,18 @@ async def _serve(
         if transport is None:
             await _through_send(session, send, retry)
         else:
-            await _direct(session, transport, retry)
+            # The actor writes live frames, pings and viewer counts to idle direct
+            # viewers itself, so this task wakes only for what was queued for it (a
+            # catch-up, a lag, an unfinished write) or a drain.
+            session.feed.attach_direct(transport)
+            while True:
+                try:
+                    frames = await session.next_direct()
+                except Draining:
+                    await transport.write(transport.frame(retry))
+                    return
+                data = encode(Due(frames, None, False)) if frames else b""
+                await transport.write(transport.frame(data) if data else b"")
     except StoreUnavailable:
         # Cannot continue gaplessly now: end; EventSource resumes by Last-Event-ID. A
         # direct write's unfinished tail goes first, or the chunked body is malformed.
@@ -126,20 +139,6 @@ async def _through_send(session: ViewerSession, send, retry: bytes) -> None:
         data = encode(due)
         if data:
             await send({"type": "http.response.body", "body": data, "more_body": True})
-
-
-async def _direct(session: ViewerSession, transport: DirectTransport, retry: bytes) -> None:
-    # The actor writes pings and viewer counts to idle direct viewers too, so this
-    # task wakes only for what was queued for it, or a drain.
-    session.feed.attach_direct(transport)
-    while True:
-        try:
-            frames = await session.next_direct()
-        except Draining:
-            await transport.write(transport.frame(retry))
-            return
-        data = encode(Due(frames, None, False)) if frames else b""
-        await transport.write(transport.frame(data) if data else b"")
 
 
 def encode(due: Due) -> bytes:
