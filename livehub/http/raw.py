@@ -16,6 +16,7 @@ import trio
 from .. import logs
 from ..errors import LivehubError, PayloadTooLarge, RequestTimeout
 from . import errors as http_errors
+from .server import LEAN_EXTENSION
 
 JSON = b"application/json"
 
@@ -51,22 +52,29 @@ class Request:
         declared = self.headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_bytes:
             raise PayloadTooLarge(f"body is larger than {max_bytes} bytes")
+        if LEAN_EXTENSION in self.scope.get("extensions", ()):
+            # The lean server enforces the body deadline itself (receive() then says
+            # http.disconnect): no cancel scope of our own per request there.
+            return await self._read(max_bytes)
+        with trio.move_on_after(timeout_seconds):
+            return await self._read(max_bytes)
+        raise RequestTimeout(f"the request body did not arrive within {timeout_seconds:g} seconds")
+
+    async def _read(self, max_bytes: int) -> bytes:
         chunks: list[bytes] = []
         size = 0
-        with trio.move_on_after(timeout_seconds):
-            while True:
-                message = await self.receive()
-                if message["type"] == "http.disconnect":
-                    raise RequestTimeout("the request body did not arrive")
-                chunk = message.get("body", b"")
-                if chunk:
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise PayloadTooLarge(f"body is larger than {max_bytes} bytes")
-                    chunks.append(chunk)
-                if not message.get("more_body", False):
-                    return b"".join(chunks)
-        raise RequestTimeout(f"the request body did not arrive within {timeout_seconds:g} seconds")
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise RequestTimeout("the request body did not arrive in time")
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > max_bytes:
+                    raise PayloadTooLarge(f"body is larger than {max_bytes} bytes")
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
 
 def dumps(body: object) -> bytes:

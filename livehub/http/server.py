@@ -281,12 +281,18 @@ class Connection:
         if self._body_done:
             await self.wait_disconnect()
             return {"type": "http.disconnect"}
-        with trio.move_on_at(self._body_deadline) as scope:
-            event = await self._next_body_event()
-        if scope.cancelled_caught:
-            self._body_timed_out = True
-            self._disconnected = True
-            return {"type": "http.disconnect"}
+        try:
+            event = self.h11.next_event()  # a small body came with the head: no wait
+        except h11.RemoteProtocolError:
+            self.state.protocol_errors += 1
+            event = None
+        if event is h11.NEED_DATA:
+            with trio.move_on_at(self._body_deadline) as scope:
+                event = await self._next_body_event()
+            if scope.cancelled_caught:
+                self._body_timed_out = True
+                self._disconnected = True
+                return {"type": "http.disconnect"}
         if isinstance(event, h11.Data):
             return {"type": "http.request", "body": bytes(event.data), "more_body": True}
         if isinstance(event, h11.EndOfMessage):
