@@ -17,25 +17,20 @@ from ..support import ROOT, auth, free_port, server_env, start_livehub, start_pr
 pytestmark = pytest.mark.slow
 
 
+def start_plain_hypercorn(dsn: str, **env: str):
+    """What an operator runs: ``hypercorn --config hypercorn.toml livehub.asgi:app``."""
+    port = free_port()
+    args = [sys.executable, "-m", "hypercorn", "--config", str(ROOT / "hypercorn.toml")]
+    args += ["--bind", f"127.0.0.1:{port}", "--workers", "1", "livehub.asgi:app"]
+    return start_process(args, server_env(dsn, **env), port)
+
+
 @pytest.fixture(params=["livehub-serve", "hypercorn"])
 def node(request, dsn):
     if request.param == "livehub-serve":
         server = start_livehub(dsn, workers=2, LIVEHUB_BODY_TIMEOUT_SECONDS="1")
     else:
-        port = free_port()
-        args = [
-            sys.executable,
-            "-m",
-            "hypercorn",
-            "--config",
-            str(ROOT / "hypercorn.toml"),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "livehub.asgi:app",
-        ]
-        server = start_process(args, server_env(dsn, LIVEHUB_BODY_TIMEOUT_SECONDS="1"), port)
+        server = start_plain_hypercorn(dsn, LIVEHUB_BODY_TIMEOUT_SECONDS="1")
     try:
         yield server
     finally:
@@ -91,3 +86,36 @@ def test_a_stalled_body_gets_408_and_frees_the_connection(node):
     s.close()
     history = httpx.get(node.url + "/comments/slow?since=0", timeout=10).json()
     assert history["comments"] == []
+
+
+def test_plain_hypercorn_caps_streams_per_http2_connection(dsn):
+    # h2c with prior knowledge: the SETTINGS Hypercorn sends hold hypercorn.toml's cap,
+    # so one TCP connection cannot hold a hundred stream slots.
+    import h2.config
+    import h2.connection
+    import h2.events
+    import h2.settings
+
+    server = start_plain_hypercorn(dsn)
+    port = _hostport(server.url)[1]
+    try:
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        s = socket.create_connection(("127.0.0.1", port))
+        s.settimeout(5)
+        s.sendall(conn.data_to_send())
+        cap = None
+        while cap is None:
+            data = s.recv(65536)
+            assert data, "closed before SETTINGS"
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.RemoteSettingsChanged):
+                    changed = event.changed_settings.get(
+                        h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS
+                    )
+                    if changed is not None:
+                        cap = changed.new_value
+        s.close()
+        assert cap == 8
+    finally:
+        server.stop()
