@@ -53,7 +53,10 @@ def test_the_short_body_then_close_flood_leaves_the_node_serving(node):
     ]
     for i in range(200):
         s = socket.create_connection(addr)
-        s.sendall(requests[i % len(requests)])
+        try:
+            s.sendall(requests[i % len(requests)])
+        except OSError:
+            pass  # the node may answer (413) and close first: that is its right
         s.close()
     time.sleep(0.5)
     assert node.proc.poll() is None, node.log()
