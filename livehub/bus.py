@@ -26,7 +26,7 @@ from .actors.messages import Notified
 from .config import Settings
 from .model import Comment
 from .pg import Database
-from .wakeup import channel_of, decode_wakeups, encode_wakeups
+from .wakeup import channel_of, decode_wakeups, encode_wakeups, own_payload_head
 
 log = logging.getLogger("livehub.bus")
 
@@ -54,6 +54,7 @@ class PgBus:
         self._dsn = dsn
         self._settings = settings
         self.node_id = secrets.token_hex(6)
+        self._own_head = own_payload_head(self.node_id)
         self._route: Callable[[str, Notified], None] = lambda v, m: None
         self._resync_all: Callable[[], None] = lambda: None
         self._want: dict[str, int] = defaultdict(int)
@@ -110,6 +111,8 @@ class PgBus:
             self._changed.set()
 
     def _on_notification(self, conn, pid, channel, payload) -> None:  # trio thread
+        if payload.startswith(self._own_head):
+            return  # our own wake-up (every listener hears every NOTIFY): skip the decode
         try:
             node, wakeups = decode_wakeups(payload)
         except ValueError as exc:

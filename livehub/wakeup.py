@@ -39,6 +39,12 @@ def _dump(obj: object) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
+def own_payload_head(node: str) -> str:
+    """How every payload ``node`` sends begins: a receiver skips its own wake-ups
+    without decoding them."""
+    return f'{{"n":{_dump(node)},"w":['
+
+
 def encode_wakeups(
     node: str, batches: list[tuple[str, list[Comment]]], max_bytes: int
 ) -> list[str]:
@@ -46,7 +52,7 @@ def encode_wakeups(
     payloads: list[str] = []
     items: list[str] = []
     size = 0
-    head = f'{{"n":{_dump(node)},"w":['
+    head = own_payload_head(node)
     for video_id, comments in batches:
         if not comments:
             continue

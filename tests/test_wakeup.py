@@ -8,7 +8,14 @@ import zlib
 import pytest
 
 from livehub.model import Comment
-from livehub.wakeup import CHANNEL_PREFIX, WakeUp, channel_of, decode_wakeups, encode_wakeups
+from livehub.wakeup import (
+    CHANNEL_PREFIX,
+    WakeUp,
+    channel_of,
+    decode_wakeups,
+    encode_wakeups,
+    own_payload_head,
+)
 
 PG_NOTIFY_LIMIT = 8000  # Postgres rejects payloads of 8000 bytes or more
 MAX = 7500  # Settings.notify_inline_max_bytes
@@ -122,3 +129,12 @@ def test_channel_of_is_stable_and_in_range():
         seen = {channel_of(f"video-{i}", channels) for i in range(1000)}
         assert seen == {f"{CHANNEL_PREFIX}{k}" for k in range(channels)}  # in range, all used
     assert channel_of("anything", 1) == f"{CHANNEL_PREFIX}0"
+
+
+def test_every_payload_of_a_node_starts_with_its_head_and_no_other_nodes_does():
+    batches = [("v", [Comment("v", i, "u", "m" * 3000, "t") for i in (1, 2, 3)])]
+    mine = encode_wakeups("abc123", batches, 7500)
+    theirs = encode_wakeups("abc1234", batches, 7500)
+    assert len(mine) > 1  # split over several payloads: each starts with the head
+    assert all(p.startswith(own_payload_head("abc123")) for p in mine)
+    assert not any(p.startswith(own_payload_head("abc123")) for p in theirs)
