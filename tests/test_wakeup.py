@@ -132,7 +132,7 @@ def test_channel_of_is_stable_and_in_range():
 
 
 def test_every_payload_of_a_node_starts_with_its_head_and_no_other_nodes_does():
-    batches = [("v", [Comment("v", i, "u", "m" * 3000, "t") for i in (1, 2, 3)])]
+    batches = [(v, [Comment(v, 1, "u", "m" * 3000, "t")]) for v in ("a", "b", "c")]
     mine = encode_wakeups("abc123", batches, 7500)
     theirs = encode_wakeups("abc1234", batches, 7500)
     assert len(mine) > 1  # split over several payloads: each starts with the head
