@@ -50,9 +50,14 @@ def database_env(settings: Settings, need_secret: bool = True) -> Iterator[Setti
         cluster.stop()  # a previous run killed hard may have left it running
         cluster.start()
         settings = settings.replace(database_url=cluster.dsn())
-    if not settings.jwt_secret and (need_secret or cluster is not None):
+    # With an identity provider's keys (public key, JWKS) no shared secret is needed.
+    wants_secret = need_secret or cluster is not None
+    if not settings.jwt_secret and not settings.asymmetric_tokens and wants_secret:
         if cluster is None:
-            raise SettingsError("LIVEHUB_JWT_SECRET must be set when LIVEHUB_DATABASE_URL is")
+            raise SettingsError(
+                "set LIVEHUB_JWT_SECRET, LIVEHUB_JWT_PUBLIC_KEY or LIVEHUB_JWT_JWKS_URL"
+                " when LIVEHUB_DATABASE_URL is set"
+            )
         settings = settings.replace(jwt_secret=embedded_secret(settings))
     os.environ["LIVEHUB_DATABASE_URL"] = settings.database_url
     if settings.jwt_secret:

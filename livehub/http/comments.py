@@ -8,7 +8,6 @@ import time
 from quart import Blueprint, Response, current_app, request
 
 from .. import validate
-from ..auth import user_from_header
 from ..errors import PayloadTooLarge, RateLimited, UnsupportedMediaType
 from ..model import Draft
 
@@ -70,13 +69,13 @@ async def post_comment(video_id: str) -> Response:
     svc = current_app.service
     settings = svc.settings
     video_id = validate.video_id(video_id)
-    user_id = user_from_header(request.headers.get("Authorization"), settings.jwt_secret)
+    who = await svc.tokens.verify_header(request.headers.get("Authorization"))
     _check_content_type()
     body = await read_body_limited(settings.max_body_bytes)
     message = validate.comment_message(body, settings.max_message_chars)
     with svc.gate.post():  # a drain waits for this post (or refuses it: 503)
-        check_limits(svc, user_id, video_id)
-        comment = await svc.registry.post(video_id, Draft(user_id, message))
+        check_limits(svc, who.user_id, video_id)
+        comment = await svc.registry.post(video_id, Draft(who.user_id, message, who.user_name))
     svc.metrics.posts.inc()
     svc.metrics.post_latency.observe(time.perf_counter() - started)
     return _json(comment.as_dict(), 201)
