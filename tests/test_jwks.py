@@ -4,6 +4,10 @@ algorithm confusion, key rotation without restart, and a JWKS that cannot be fet
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+
 import jwt
 import pytest
 import trio
@@ -95,12 +99,9 @@ async def test_alg_confusion_and_none_are_refused(idp, verifier):
     # HS256 "signed" with the public key as the HMAC secret (PyJWT refuses to make one
     # from a PEM, so sign by hand).
     head = jwt.utils.base64url_encode(
-        ('{"alg":"HS256","typ":"JWT","kid":"%s"}' % rsa_key.kid).encode()
+        json.dumps({"alg": "HS256", "typ": "JWT", "kid": rsa_key.kid}).encode()
     )
-    body = jwt.utils.base64url_encode(jwt.api_jwt.json.dumps(claims).encode())
-    import hashlib
-    import hmac
-
+    body = jwt.utils.base64url_encode(json.dumps(claims).encode())
     sig = jwt.utils.base64url_encode(hmac.new(pem, head + b"." + body, hashlib.sha256).digest())
     confused = b".".join([head, body, sig]).decode()
     await _refused(verifier, confused, "'HS256' is not accepted")
@@ -137,7 +138,7 @@ async def test_periodic_refresh_drops_a_removed_key(idp, nursery):
         assert (await v.verify(token)).user_id == "alice"
         idp.keys = idp.keys[1:]
         before = idp.jwks_requests
-        while idp.jwks_requests == before:
+        while idp.jwks_requests == before:  # noqa: ASYNC110 (a counter of the IdP's thread)
             await trio.sleep(0.05)
         await trio.sleep(0.1)
         await _refused(v, token, "not in the")
