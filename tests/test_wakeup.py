@@ -122,3 +122,18 @@ def test_channel_of_is_stable_and_in_range():
         seen = {channel_of(f"video-{i}", channels) for i in range(1000)}
         assert seen == {f"{CHANNEL_PREFIX}{k}" for k in range(channels)}  # in range, all used
     assert channel_of("anything", 1) == f"{CHANNEL_PREFIX}0"
+
+
+def test_display_names_ride_inline_only_when_present():
+    named = Comment("v", 1, "u1", "hi", "2024-05-01T12:00:00.000001Z", "Ünï <name>")
+    plain = Comment("v", 2, "u2", "yo", "2024-05-01T12:00:00.000002Z")
+    (payload,) = encode_wakeups("node-a", [("v", [named, plain])], MAX)
+    assert '"Ünï <name>"]' in payload and '"u2","yo","2024-05-01T12:00:00.000002Z"]' in payload
+    _, (wakeup,) = decode_wakeups(payload)
+    assert wakeup.comments == [named, plain]
+
+
+def test_an_inline_comment_with_extra_fields_is_malformed():
+    payload = '{"n":"x","w":[["v",1,1,[[1,"u","m","t","name","extra"]]]]}'
+    with pytest.raises(ValueError, match="malformed"):
+        decode_wakeups(payload)
