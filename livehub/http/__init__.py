@@ -10,18 +10,29 @@ from quart import Response, g, request, websocket
 from quart_trio import QuartTrio
 
 from .. import logs
-from ..config import Settings
+from ..config import Settings, SettingsError
 from ..service import open_service
 from ..sockets import set_user_timeout_on_listeners
-from . import comments, devtoken, errors, ops, stream, viewer, ws
+from . import comments, cors, devtoken, errors, ops, stream, viewer, ws
 from .transport import install_raw_send_capture
 
 log = logging.getLogger("livehub.http")
 
 
 def create_app(settings: Settings | None = None) -> QuartTrio:
-    """The livehub ASGI app. ``settings`` default: ``Settings.from_env()``."""
+    """The livehub ASGI app. ``settings`` default: ``Settings.from_env()``.
+
+    With ``cors_origins`` set, the Quart app is wrapped, outermost, in the CORS
+    middleware (``cors.py``), which passes its attributes through.
+
+    Raises:
+        SettingsError: ``cors_origins`` holds something that is not an origin.
+    """
     settings = settings or Settings.from_env()
+    try:
+        cors.parse_origins(settings.cors_origins)
+    except ValueError as exc:
+        raise SettingsError(f"LIVEHUB_CORS_ORIGINS: {exc}") from None
     app = QuartTrio(__name__)
     app.config["MAX_CONTENT_LENGTH"] = None  # we enforce max_body_bytes ourselves (413 JSON)
     app.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = 5  # non-None: after_serving may await
@@ -40,8 +51,6 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
 
     @app.before_serving
     async def start_service() -> None:
-        if not settings.jwt_secret:
-            raise RuntimeError("LIVEHUB_JWT_SECRET is not set")
         app.service = await app.nursery.start(_run_service, settings)
         _tune_listeners(app)
 
@@ -63,6 +72,7 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
         """Echo the request id, name the node, count refused posts, log the request."""
         rid = g.get("request_id") or logs.accept_request_id(None)
         response.headers["X-Request-Id"] = rid
+        response.headers["X-Content-Type-Options"] = "nosniff"  # every response, assets too
         svc = app.service
         if svc is not None:
             response.headers["X-Livehub-Node"] = svc.node_id
@@ -85,7 +95,7 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
         if settings.access_log:
             logs.access_log.info("websocket", extra={"path": websocket.path})
 
-    return app
+    return cors.wrap(app, settings.cors_origins)  # outermost: covers every route
 
 
 def _tune_listeners(app: QuartTrio) -> None:
