@@ -88,8 +88,10 @@ async def test_another_node_gets_the_display_name_in_its_wake_up(idp_settings, i
 
 
 async def test_websocket_posts_use_the_provider_token(live, idp):
-    url = live.url.replace("http://", "ws://") + "/comments/wsidp/ws?token=" + idp.token(
-        "wes", name="Wes"
+    url = (
+        live.url.replace("http://", "ws://")
+        + "/comments/wsidp/ws?token="
+        + idp.token("wes", name="Wes")
     )
     with trio.fail_after(15):
         async with open_websocket_url(url) as ws:
