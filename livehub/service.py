@@ -116,6 +116,8 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
         )
         registry.set_viewer_total(viewers.total)
         metrics.bind(registry, bus, db, gate, viewers, settings.db_pool_max)
+        if tokens.jwks is not None:
+            metrics.bind_jwks(tokens.jwks)
         async with trio.open_nursery() as nursery:
             await nursery.start(registry.run)
             await nursery.start(bus.run)

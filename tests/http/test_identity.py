@@ -149,6 +149,9 @@ async def test_jwks_unreachable_is_503_and_reading_still_works(idp_settings, idp
             assert r.json()["error"]["code"] == "jwks_unavailable"
             assert int(r.headers["retry-after"]) >= 1
             assert (await client.get("/comments/down")).status_code == 200
+            scrape = (await client.get("/metrics")).text
+            assert "livehub_jwks_healthy 0.0" in scrape
+            assert "livehub_jwks_failures_total 0.0" not in scrape
             idp.down = False  # the provider is back: posts go through without a restart
             while True:
                 r = await client.post(
@@ -158,3 +161,6 @@ async def test_jwks_unreachable_is_503_and_reading_still_works(idp_settings, idp
                     break
                 await trio.sleep(0.2)
             assert r.status_code == 201, r.text
+            scrape = (await client.get("/metrics")).text
+            assert "livehub_jwks_healthy 1.0" in scrape
+            assert "livehub_jwks_keys 2.0" in scrape
