@@ -45,10 +45,10 @@ class DemoSite:
     def jwks_url(self) -> str:
         return self.url + "/.well-known/jwks.json"
 
-    def token(self, user: str, name: str | None = None) -> str:
+    def token(self, user: str, name: str | None = None, ttl: int = TOKEN_TTL_SECONDS) -> str:
         now = int(time.time())
-        claims = {"iss": self.url, "aud": AUDIENCE, "sub": user, "iat": now}
-        claims.update(exp=now + TOKEN_TTL_SECONDS, name=name or user)
+        claims = {"iss": self.url, "aud": AUDIENCE, "sub": user, "iat": min(now, now + ttl)}
+        claims.update(exp=now + ttl, name=name or user)
         return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": KID})
 
     def jwks(self) -> dict:

@@ -126,7 +126,8 @@ class JwksKeys:
                 f"the identity provider's keys cannot be fetched: {self._error}",
                 self._min_refresh,
             )
-        raise Unauthorized(f"token key id {kid!r} is not in the identity provider's key set")
+        shown = kid if kid is None or len(kid) <= 64 else kid[:64] + "..."
+        raise Unauthorized(f"token key id {shown!r} is not in the identity provider's key set")
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> NoReturn:
         """Fetch now, then periodically and on demand; runs until cancelled. Started

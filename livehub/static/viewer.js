@@ -366,6 +366,12 @@
       signIn(null, true);
     }
 
+    var renewing = false; // asked the parent page for a fresh token after a 401
+
+    function renewed() {
+      showError(me.token ? "Your sign-in was renewed. Send again." : "You are signed out.");
+    }
+
     // Inside a site's iframe: that site (an allowed origin only) hands us the token.
     function askParent(type) {
       if (window.parent !== window && embedOrigins.length) {
@@ -380,6 +386,10 @@
         if (!data || data.type !== "livehub:token") return;
         if (typeof data.token === "string" && data.token) signIn(data.token, false);
         else signIn(null, false);
+        if (renewing) {
+          renewing = false;
+          renewed();
+        }
       });
     }
 
@@ -446,13 +456,14 @@
 
     function explain(status, e, response) {
       if (status === 401) {
-        if (getToken) {
-          refreshToken(); // the site may have a fresh one: the next send uses it
-          return "Your sign-in expired (" + e.message + "). Send again.";
+        if (getToken) { // the site may have a fresh token: the next send uses it
+          refreshToken().then(renewed);
+          return "Your sign-in expired (" + e.message + "). Renewing…";
         }
         if (window.parent !== window && embedOrigins.length) {
+          renewing = true;
           askParent("livehub:token-expired");
-          return "Your sign-in expired (" + e.message + "). Send again.";
+          return "Your sign-in expired (" + e.message + "). Renewing…";
         }
         if (!me.dev) return "You are signed out (" + e.message + "). Reload the page to sign in.";
         signOut();

@@ -6,6 +6,7 @@ with the site's RS256 tokens and show each other's comments live, names escaped.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 import trio
 
 from ..conftest import run_server
+from .viewer import expect
 
 pytestmark = pytest.mark.browser
 
@@ -55,8 +57,6 @@ def _chat(page, mode: str):
 
 
 def _wait_live(page, mode: str) -> None:
-    from playwright.sync_api import expect
-
     chat = _chat(page, mode)
     expect(chat.locator("#lh-state")).to_have_attribute("data-state", "live")
     expect(chat.locator("#lh-post")).to_be_visible()  # the site's token arrived
@@ -69,8 +69,6 @@ def _send(page, mode: str, text: str) -> None:
 
 
 def _wait_comments(page, mode: str, expected: list[tuple[str, str]]) -> None:
-    from playwright.sync_api import expect
-
     chat = _chat(page, mode)
     items = chat.locator("#lh-list > li")
     expect(items).to_have_count(len(expected))
@@ -137,3 +135,36 @@ async def test_the_iframe_takes_a_token_only_from_an_allowed_origin(settings, si
         # Chromium refuses to render livehub's page inside this site: an error page.
         assert (await browser.call(framed_url)).startswith("chrome-error://")
         await browser.close(page)
+
+
+async def test_an_expired_token_is_asked_for_again_in_both_modes(livehub, site, browser):
+    """The site's first tokens have expired: livehub's 401 makes each chat ask the
+    site's token function again, and the next send goes through."""
+    handed = []
+
+    def expire_first_tokens(page) -> None:
+        def token(route) -> None:
+            handed.append(route.request.url)
+            if len(handed) <= 2:  # the two chats' first tokens
+                body = json.dumps({"token": site.token("maya", ttl=-120)})
+                route.fulfill(status=200, content_type="application/json", body=body)
+            else:
+                route.continue_()
+
+        page.route("**/token?*", token)
+
+    url = f"{site.url}/embed.html?livehub={livehub.url}&video=again&user=maya"
+    page = await browser.open(url, width=1300, height=800, prepare=expire_first_tokens)
+    expected = []
+    for mode in ("inline", "iframe"):
+        await browser.call(_wait_live, page, mode)
+        await browser.call(_send, page, mode, f"first try from {mode}")
+        await browser.call(
+            lambda m=mode: expect(_chat(page, m).locator("#lh-error")).to_contain_text("Send again")
+        )
+        await browser.call(_send, page, mode, f"second try from {mode}")
+        expected.append(("maya", f"second try from {mode}"))
+        await browser.call(_wait_comments, page, mode, expected)
+    assert len(handed) == 4  # each chat asked once more
+    assert page.errors == []
+    await browser.close(page)
