@@ -167,7 +167,7 @@ class TokenVerifier:
     async def _verify(self, token: str) -> _Verified:
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.InvalidTokenError as exc:
+        except jwt.PyJWTError as exc:  # every PyJWT refusal, key errors included
             raise Unauthorized(f"invalid token: {exc}") from None
         alg = header.get("alg")
         kid = header.get("kid")
@@ -205,7 +205,7 @@ class TokenVerifier:
             raise Unauthorized("token audience (aud) is not this server's") from None
         except jwt.InvalidIssuerError:
             raise Unauthorized("token issuer (iss) is not the configured one") from None
-        except jwt.InvalidTokenError as exc:
+        except jwt.PyJWTError as exc:  # every PyJWT refusal, key errors included
             raise Unauthorized(f"invalid token: {exc}") from None
         expires = float(claims["exp"])
         if expires <= self._clock():  # strict: the leeway is for iat/nbf only

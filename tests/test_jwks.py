@@ -209,3 +209,29 @@ async def test_a_fixed_pem_public_key_verifies_and_refuses_hs256(idp, tmp_path):
         await _refused(v, idp.token("dora", idp.keys[0], aud="y"), "'RS256' is not accepted")
         hs = jwt.encode({"sub": "m", "exp": 2**31}, "whatever-secret-0123456789abcdef")
         await _refused(v, hs, "'HS256' is not accepted")
+
+
+def _forged(header: object, payload: bytes = b'{"sub":"a","exp":2147483647}') -> str:
+    enc = jwt.utils.base64url_encode
+    return b".".join([enc(json.dumps(header).encode()), enc(payload), enc(b"sig")]).decode()
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        _forged({"alg": ["RS256"]}),
+        _forged({"alg": {"x": 1}, "kid": "k"}),
+        _forged({"alg": "RS256", "kid": 5}),
+        _forged({"alg": "RS256", "kid": ["a"]}),
+        _forged({"alg": "RS256"}, b"not json"),
+        _forged({"alg": "ES256", "kid": "k" * 5000}),
+        _forged(["not", "an", "object"]),
+        "a.b",
+        "é.é.é",
+        "",
+    ],
+)
+async def test_forged_tokens_are_always_a_401_never_another_error(idp, verifier, token):
+    with trio.fail_after(10), pytest.raises(Unauthorized) as info:
+        await verifier.verify(token)
+    assert len(info.value.message) < 300

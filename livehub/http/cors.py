@@ -202,6 +202,7 @@ async def _refuse_websocket(scope: dict, receive, send) -> None:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
+                    (b"x-content-type-options", b"nosniff"),
                 ],
             }
         )
