@@ -124,7 +124,7 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
             )
             return 2
         secret = path.read_text().strip()
-    print(mint(args.user, secret, args.ttl))
+    print(mint(args.user, secret, args.ttl, name=args.name))
     return 0
 
 
@@ -153,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("token", help="print an HS256 token for local testing")
     p.add_argument("--user", required=True)
     p.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
+    p.add_argument("--name", help="display name (the token's name claim)")
     sub.add_parser("loadtest", help="drive a running server (see `livehub loadtest --help`)")
     args = parser.parse_args(argv)
     try:

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 import trio
 from trio_websocket import open_websocket_url
 
 from ..conftest import run_server
 from ..idp import IdP, IdPServer, SigningKey
-from ..support import SSEReader, token
+from ..support import SSEReader, start_livehub, token
 
 
 @pytest.fixture
@@ -164,3 +165,34 @@ async def test_jwks_unreachable_is_503_and_reading_still_works(idp_settings, idp
             scrape = (await client.get("/metrics")).text
             assert "livehub_jwks_healthy 1.0" in scrape
             assert "livehub_jwks_keys 2.0" in scrape
+
+
+def test_livehub_serve_with_two_workers_needs_no_secret_with_a_jwks(dsn, idp):
+    """The real `livehub serve --workers 2` configured only by the provider's keys and
+    an embedding origin: no shared secret is generated or needed."""
+    site = "http://127.0.0.1:9"
+    server = start_livehub(
+        dsn,
+        workers=2,
+        LIVEHUB_JWT_SECRET="",
+        LIVEHUB_JWT_JWKS_URL=idp.jwks_url,
+        LIVEHUB_JWT_ISSUER=idp.issuer,
+        LIVEHUB_JWT_AUDIENCE=idp.audience,
+        LIVEHUB_CORS_ORIGINS=site,
+    )
+    try:
+        for i in range(4):  # connections land on either worker
+            r = httpx.post(
+                server.url + "/comments/procs",
+                json={"message": f"m{i}"},
+                headers={**bearer(idp.token(f"p{i}", name=f"P {i}")), "Origin": site},
+            )
+            assert r.status_code == 201, r.text
+            assert r.json()["user_name"] == f"P {i}"
+            assert r.headers["access-control-allow-origin"] == site
+        r = httpx.post(
+            server.url + "/comments/procs", json={"message": "x"}, headers=bearer(token("e"))
+        )
+        assert r.status_code == 401
+    finally:
+        assert server.stop() == 0, server.log()
