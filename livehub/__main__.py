@@ -50,9 +50,14 @@ def database_env(settings: Settings, need_secret: bool = True) -> Iterator[Setti
         cluster.stop()  # a previous run killed hard may have left it running
         cluster.start()
         settings = settings.replace(database_url=cluster.dsn())
-    if not settings.jwt_secret and (need_secret or cluster is not None):
+    # With an identity provider's keys (public key, JWKS) no shared secret is needed.
+    wants_secret = need_secret or cluster is not None
+    if not settings.jwt_secret and not settings.asymmetric_tokens and wants_secret:
         if cluster is None:
-            raise SettingsError("LIVEHUB_JWT_SECRET must be set when LIVEHUB_DATABASE_URL is")
+            raise SettingsError(
+                "set LIVEHUB_JWT_SECRET, LIVEHUB_JWT_PUBLIC_KEY or LIVEHUB_JWT_JWKS_URL"
+                " when LIVEHUB_DATABASE_URL is set"
+            )
         settings = settings.replace(jwt_secret=embedded_secret(settings))
     os.environ["LIVEHUB_DATABASE_URL"] = settings.database_url
     if settings.jwt_secret:
@@ -119,7 +124,7 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
             )
             return 2
         secret = path.read_text().strip()
-    print(mint(args.user, secret, args.ttl))
+    print(mint(args.user, secret, args.ttl, name=args.name))
     return 0
 
 
@@ -148,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("token", help="print an HS256 token for local testing")
     p.add_argument("--user", required=True)
     p.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
+    p.add_argument("--name", help="display name (the token's name claim)")
     sub.add_parser("loadtest", help="drive a running server (see `livehub loadtest --help`)")
     args = parser.parse_args(argv)
     try:

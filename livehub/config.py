@@ -22,8 +22,31 @@ class SettingsError(ValueError):
 class Settings:
     # Where comments live. Empty: `livehub serve` starts the embedded cluster.
     database_url: str = ""
-    # HS256 secret for bearer tokens. Empty: generated beside the embedded cluster.
+    # HS256 secret for bearer tokens. Empty: generated beside the embedded cluster,
+    # unless an identity provider's keys (public key or JWKS) are configured.
     jwt_secret: str = ""
+    # A PEM file holding one public key (RSA, EC, Ed25519) that signs tokens.
+    jwt_public_key: str = ""
+    # An identity provider's JWKS URL: RS/PS/ES/EdDSA tokens are checked by their kid.
+    jwt_jwks_url: str = ""
+    # Checked when set: the token's iss must equal it; its aud must hold one of these
+    # (comma-separated).
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    # The claim holding the user id, and the one holding a display name (empty: none).
+    jwt_user_claim: str = "sub"
+    jwt_name_claim: str = "name"
+    # Clock skew allowed on iat/nbf (a token "issued" slightly in our future).
+    jwt_leeway_seconds: float = 30.0
+    # JWKS: periodic refresh; at most one fetch per min interval (unknown kids ask for
+    # one); bound on one fetch.
+    jwks_refresh_seconds: float = 300.0
+    jwks_min_refresh_seconds: float = 5.0
+    jwks_timeout_seconds: float = 5.0
+    # Origins of sites embedding livehub (comma-separated, exact like
+    # https://site.example, or * for read-only endpoints): CORS grants, frame-ancestors,
+    # WebSocket origin check, token postMessage to the iframe. Empty: same origin only.
+    cors_origins: str = ""
     # Directory holding the embedded cluster (pgdata/) and its generated secret.
     data_dir: str = ".livehub"
     # What `livehub serve` runs the app on: "lean" (livehub's own Trio connection layer
@@ -112,6 +135,11 @@ class Settings:
             values[field.name] = _parse(field.name, field.type, raw)
         values.update(overrides)
         return cls(**values)
+
+    @property
+    def asymmetric_tokens(self) -> bool:
+        """Tokens are checked by an identity provider's keys (no shared secret needed)."""
+        return bool(self.jwt_public_key or self.jwt_jwks_url)
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -57,6 +57,12 @@ class RateLimited(_RetryLater):
     code = "rate_limited"
 
 
+class KeysUnavailable(_RetryLater):
+    """The identity provider's keys (JWKS) cannot be fetched: tokens cannot be checked."""
+
+    code = "jwks_unavailable"
+
+
 class StoreUnavailable(LivehubError):
     """Postgres refused, dropped the connection, or did not answer in time."""
 

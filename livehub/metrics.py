@@ -60,11 +60,16 @@ class Metrics:
         )
         self.connections = Gauge("livehub_stream_connections", "Open streams", registry=r)
         self._sources: tuple | None = None
+        self._jwks = None
         r.register(_Snapshot(self))
 
     def bind(self, registry, bus, db, gate, viewers, pool_max: int) -> None:
         """The objects whose statistics() are read at scrape time."""
         self._sources = (registry, bus, db, gate, viewers, pool_max)
+
+    def bind_jwks(self, jwks) -> None:
+        """The JWKS key set (auth with an identity provider), read at scrape time."""
+        self._jwks = jwks
 
     def delivered(self, video_id: str, comments: list, viewers: int) -> None:
         self.delivered_total.inc(len(comments) * viewers)
@@ -140,6 +145,7 @@ class _Snapshot:
         refused.add_metric(["full"], gs.refused_full)
         refused.add_metric(["draining"], gs.refused_draining)
         yield refused
+        yield from _jwks_metrics(self._m._jwks)
         for name, doc, value in (
             ("livehub_bus_notify_failures", "Wake-up NOTIFYs that failed", bs.notify_failures),
             (
@@ -149,3 +155,15 @@ class _Snapshot:
             ),
         ):
             yield CounterMetricFamily(name, doc, value=value)
+
+
+def _jwks_metrics(jwks):
+    if jwks is None:
+        return
+    js = jwks.statistics()
+    yield GaugeMetricFamily("livehub_jwks_keys", "Signing keys held from the JWKS", value=js.keys)
+    yield GaugeMetricFamily(
+        "livehub_jwks_healthy", "1 when the last JWKS fetch succeeded", value=int(js.healthy)
+    )
+    yield CounterMetricFamily("livehub_jwks_fetches", "JWKS fetches that succeeded", js.fetches)
+    yield CounterMetricFamily("livehub_jwks_failures", "JWKS fetches that failed", js.failures)

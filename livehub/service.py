@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import trio
 
 from .actors.registry import Registry
+from .auth import TokenVerifier
 from .bus import PgBus
 from .config import Settings, SettingsError
 from .errors import StoreUnavailable
@@ -39,6 +40,7 @@ class Service:
     gate: Gate
     limiter: PostLimiter
     viewers: ViewerCounts
+    tokens: TokenVerifier
 
     @property
     def node_id(self) -> str:
@@ -88,6 +90,7 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
         raise RuntimeError(
             "LIVEHUB_DATABASE_URL is not set (`livehub serve` starts an embedded database)"
         )
+    tokens = TokenVerifier.from_settings(settings)  # a bad key setting fails before connecting
     async with open_database(
         settings.database_url,
         max_size=settings.db_pool_max,
@@ -113,11 +116,16 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
         )
         registry.set_viewer_total(viewers.total)
         metrics.bind(registry, bus, db, gate, viewers, settings.db_pool_max)
+        if tokens.jwks is not None:
+            metrics.bind_jwks(tokens.jwks)
         async with trio.open_nursery() as nursery:
             await nursery.start(registry.run)
             await nursery.start(bus.run)
             await nursery.start(viewers.run)
-            yield Service(settings, db, store, bus, registry, metrics, gate, limiter, viewers)
+            await nursery.start(tokens.run)  # JWKS refresh (started before the first fetch)
+            yield Service(
+                settings, db, store, bus, registry, metrics, gate, limiter, viewers, tokens
+            )
             nursery.cancel_scope.cancel()
 
 

@@ -19,10 +19,11 @@ WITH bump AS (
     ON CONFLICT (video_id) DO UPDATE SET last_seq = v.last_seq + EXCLUDED.last_seq
     RETURNING last_seq
 )
-INSERT INTO comments (video_id, seq, user_id, message)
-SELECT $1, bump.last_seq - $2 + u.ord, u.user_id, u.message
-FROM bump, unnest($3::text[], $4::text[]) WITH ORDINALITY AS u(user_id, message, ord)
-RETURNING seq, user_id, message, {_CREATED} AS created_at
+INSERT INTO comments (video_id, seq, user_id, message, user_name)
+SELECT $1, bump.last_seq - $2 + u.ord, u.user_id, u.message, u.user_name
+FROM bump, unnest($3::text[], $4::text[], $5::text[])
+    WITH ORDINALITY AS u(user_id, message, user_name, ord)
+RETURNING seq, user_id, message, {_CREATED} AS created_at, user_name
 """
 
 # The same for several videos in one transaction (the node's merged group commit).
@@ -30,8 +31,8 @@ RETURNING seq, user_id, message, {_CREATED} AS created_at
 # inserts wait for each other but never deadlock.
 INSERT_MANY_SQL = f"""
 WITH input AS (
-    SELECT v, u, m, o FROM unnest($1::text[], $2::text[], $3::text[])
-        WITH ORDINALITY AS t(v, u, m, o)
+    SELECT v, u, m, n, o FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+        WITH ORDINALITY AS t(v, u, m, n, o)
 ), counts AS (
     SELECT v, count(*)::bigint AS n FROM input GROUP BY v
 ), bump AS (
@@ -40,19 +41,19 @@ WITH input AS (
     ON CONFLICT (video_id) DO UPDATE SET last_seq = vv.last_seq + EXCLUDED.last_seq
     RETURNING video_id, last_seq
 )
-INSERT INTO comments (video_id, seq, user_id, message)
-SELECT i.v, b.last_seq - c.n + row_number() OVER (PARTITION BY i.v ORDER BY i.o), i.u, i.m
+INSERT INTO comments (video_id, seq, user_id, message, user_name)
+SELECT i.v, b.last_seq - c.n + row_number() OVER (PARTITION BY i.v ORDER BY i.o), i.u, i.m, i.n
 FROM input i JOIN bump b ON b.video_id = i.v JOIN counts c ON c.v = i.v
-RETURNING video_id, seq, user_id, message, {_CREATED} AS created_at
+RETURNING video_id, seq, user_id, message, {_CREATED} AS created_at, user_name
 """
 
 HISTORY_SQL = f"""
-SELECT seq, user_id, message, {_CREATED} AS created_at FROM comments
+SELECT seq, user_id, message, {_CREATED} AS created_at, user_name FROM comments
 WHERE video_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3
 """
 
 RANGE_SQL = f"""
-SELECT seq, user_id, message, {_CREATED} AS created_at FROM comments
+SELECT seq, user_id, message, {_CREATED} AS created_at, user_name FROM comments
 WHERE video_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4
 """
 
@@ -79,8 +80,9 @@ class PgCommentStore:
             len(drafts),
             [d.user_id for d in drafts],
             [d.message for d in drafts],
+            [d.user_name for d in drafts],
         )
-        comments = [Comment(video_id, r[0], r[1], r[2], r[3]) for r in rows]
+        comments = [Comment(video_id, r[0], r[1], r[2], r[3], r[4]) for r in rows]
         comments.sort(key=lambda c: c.seq)
         return comments
 
@@ -93,16 +95,17 @@ class PgCommentStore:
         Raises:
             StoreUnavailable: Postgres is down or too slow; nothing was acknowledged.
         """
-        videos, users, messages = [], [], []
+        videos, users, messages, names = [], [], [], []
         for video_id, drafts in batches:
             for d in drafts:
                 videos.append(video_id)
                 users.append(d.user_id)
                 messages.append(d.message)
-        rows = await self.db.fetch(INSERT_MANY_SQL, videos, users, messages)
+                names.append(d.user_name)
+        rows = await self.db.fetch(INSERT_MANY_SQL, videos, users, messages, names)
         out: dict[str, list[Comment]] = {video_id: [] for video_id, _ in batches}
         for r in rows:
-            out[r[0]].append(Comment(r[0], r[1], r[2], r[3], r[4]))
+            out[r[0]].append(Comment(r[0], r[1], r[2], r[3], r[4], r[5]))
         for comments in out.values():
             comments.sort(key=lambda c: c.seq)
         return out
@@ -111,7 +114,7 @@ class PgCommentStore:
         """Up to ``limit`` comments with seq < ``before`` (or the newest), newest first."""
         bound = NO_UPPER_BOUND if before is None else before
         rows = await self.db.fetch(HISTORY_SQL, video_id, bound, limit)
-        return [Comment(video_id, r[0], r[1], r[2], r[3]) for r in rows]
+        return [Comment(video_id, r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     async def read_range(
         self, video_id: str, after: int, until: int | None = None, limit: int = 1000
@@ -119,7 +122,7 @@ class PgCommentStore:
         """Comments with ``after`` < seq <= ``until``, oldest first, at most ``limit``."""
         upper = NO_UPPER_BOUND if until is None else until
         rows = await self.db.fetch(RANGE_SQL, video_id, after, upper, limit)
-        return [Comment(video_id, r[0], r[1], r[2], r[3]) for r in rows]
+        return [Comment(video_id, r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     async def heads(self, video_ids: Sequence[str]) -> dict[str, int]:
         """The last allocated seq of each video (absent: no comment yet, i.e. 0)."""

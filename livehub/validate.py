@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from .errors import BadRequest, InvalidComment
+from .errors import BadRequest, InvalidComment, Unauthorized
 
 VIDEO_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_INT_PARAM = 2**62  # seqs are bigint; anything larger is nonsense, not a cursor
@@ -90,3 +90,50 @@ def last_event_id(header: str | None, query: str | None) -> int | None:
     if raw in (None, ""):
         return None
     return non_negative_int("last_event_id", raw)
+
+
+MAX_USER_ID_CHARS = 128  # a user id claim longer than this is not an id
+MAX_USER_NAME_CHARS = 64  # a display name, not an essay: longer ones are cut
+
+
+def user_id_claim(value: object, claim: str) -> str:
+    """A token's user id claim: a string of 1-128 printable characters.
+
+    "Printable" (``str.isprintable``) rules out NUL, every control and format
+    character, line breaks and lone surrogates: none can reach Postgres, a log line
+    or another user's screen.
+
+    Raises:
+        Unauthorized: missing, not a string, blank, too long, or not printable.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise Unauthorized(f"token claim {claim!r} (the user id) must be a non-empty string")
+    if len(value) > MAX_USER_ID_CHARS:
+        raise Unauthorized(
+            f"token claim {claim!r} (the user id) is longer than {MAX_USER_ID_CHARS} characters"
+        )
+    if not value.isprintable():
+        raise Unauthorized(
+            f"token claim {claim!r} (the user id) holds control or unpaired surrogate characters"
+        )
+    return value
+
+
+def user_name_claim(value: object, claim: str) -> str | None:
+    """A token's optional display name: trimmed, cut to 64 characters; None when the
+    claim is absent, not a string, or blank.
+
+    Raises:
+        Unauthorized: it holds control or unpaired surrogate characters.
+    """
+    if not isinstance(value, str):
+        return None
+    name = value.strip()[:MAX_USER_NAME_CHARS].strip()
+    if not name:
+        return None
+    if not name.isprintable():
+        raise Unauthorized(
+            f"token claim {claim!r} (the display name) holds control or unpaired surrogate "
+            "characters"
+        )
+    return name

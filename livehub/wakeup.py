@@ -1,7 +1,8 @@
 """PURE: the wake-up payloads nodes NOTIFY each other with, and their channels.
 
 A payload is JSON ``{"n": node, "w": [[video, first, last, comments|null], ...]}``;
-comments ride inline as ``[seq, user_id, message, created_at]`` while the payload
+comments ride inline as ``[seq, user_id, message, created_at]`` (plus ``user_name``
+as a fifth item when the comment has one) while the payload
 stays under Postgres's 8000-byte NOTIFY limit, else only the seq range is sent and
 receivers read the comments from the store.
 """
@@ -30,8 +31,14 @@ class WakeUp:
     comments: list[Comment] | None
 
 
+def _inline(c: Comment) -> list:
+    if c.user_name is None:
+        return [c.seq, c.user_id, c.message, c.created_at]
+    return [c.seq, c.user_id, c.message, c.created_at, c.user_name]
+
+
 def _item(video_id: str, comments: list[Comment], inline: bool) -> list:
-    body = [[c.seq, c.user_id, c.message, c.created_at] for c in comments] if inline else None
+    body = [_inline(c) for c in comments] if inline else None
     return [video_id, comments[0].seq, comments[-1].seq, body]
 
 
@@ -70,6 +77,13 @@ def encode_wakeups(
     return payloads
 
 
+def _comment(video_id: str, item: list) -> Comment:
+    seq, user_id, message, created_at, *name = item
+    if len(name) > 1:
+        raise ValueError("too many fields in an inline comment")
+    return Comment(video_id, seq, user_id, message, created_at, name[0] if name else None)
+
+
 def decode_wakeups(payload: str) -> tuple[str, list[WakeUp]]:
     """Parse a payload; raises ValueError on anything malformed."""
     try:
@@ -79,7 +93,7 @@ def decode_wakeups(payload: str) -> tuple[str, list[WakeUp]]:
         for video_id, first, last, body in data["w"]:
             comments = None
             if body is not None:
-                comments = [Comment(video_id, s, u, m, t) for s, u, m, t in body]
+                comments = [_comment(video_id, item) for item in body]
             wakeups.append(WakeUp(str(video_id), int(first), int(last), comments))
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"malformed wake-up payload: {exc}") from None

@@ -124,7 +124,7 @@ def test_embedded_default_serves_stops_cleanly_and_keeps_its_data(data_dir):
         postmaster = postmaster_pid(pgdata)
         assert alive(postmaster)
         out = subprocess.run(
-            livehub_cmd("token", "--user", "x"),
+            livehub_cmd("token", "--user", "x", "--name", "Ex Ample"),
             env=clean_env(LIVEHUB_DATA_DIR=str(data_dir)),
             cwd=ROOT,
             capture_output=True,
@@ -136,6 +136,7 @@ def test_embedded_default_serves_stops_cleanly_and_keeps_its_data(data_dir):
         r = httpx.post(server.url + "/comments/launch", json={"message": "kept"}, headers=headers)
         assert r.status_code == 201, r.text
         assert r.json()["user_id"] == "x" and r.json()["seq"] == 1
+        assert r.json()["user_name"] == "Ex Ample"
         page = httpx.get(server.url + "/comments/launch").json()
         assert [c["message"] for c in page["comments"]] == ["kept"]
         assert (

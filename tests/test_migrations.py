@@ -60,6 +60,7 @@ async def test_migrations_create_the_schema_and_record_themselves(dsn):
                 "user_id": ("text", "NO"),
                 "message": ("text", "NO"),
                 "created_at": ("timestamp with time zone", "NO"),
+                "user_name": ("text", "YES"),  # 0003: NULL when the token had no name
             }
             assert await primary_key(db, "comments") == ["video_id", "seq"]
             assert await primary_key(db, "videos") == ["video_id"]

@@ -138,3 +138,18 @@ def test_every_payload_of_a_node_starts_with_its_head_and_no_other_nodes_does():
     assert len(mine) > 1  # split over several payloads: each starts with the head
     assert all(p.startswith(own_payload_head("abc123")) for p in mine)
     assert not any(p.startswith(own_payload_head("abc123")) for p in theirs)
+
+
+def test_display_names_ride_inline_only_when_present():
+    named = Comment("v", 1, "u1", "hi", "2024-05-01T12:00:00.000001Z", "Ünï <name>")
+    plain = Comment("v", 2, "u2", "yo", "2024-05-01T12:00:00.000002Z")
+    (payload,) = encode_wakeups("node-a", [("v", [named, plain])], MAX)
+    assert '"Ünï <name>"]' in payload and '"u2","yo","2024-05-01T12:00:00.000002Z"]' in payload
+    _, (wakeup,) = decode_wakeups(payload)
+    assert wakeup.comments == [named, plain]
+
+
+def test_an_inline_comment_with_extra_fields_is_malformed():
+    payload = '{"n":"x","w":[["v",1,1,[[1,"u","m","t","name","extra"]]]]}'
+    with pytest.raises(ValueError, match="malformed"):
+        decode_wakeups(payload)

@@ -10,10 +10,10 @@ from quart import Response, g, request, websocket
 from quart_trio import QuartTrio
 
 from .. import logs
-from ..config import Settings
+from ..config import Settings, SettingsError
 from ..service import open_service
 from ..sockets import set_user_timeout_on_listeners
-from . import comments, devtoken, errors, ops, viewer, ws
+from . import comments, cors, devtoken, errors, ops, viewer, ws
 from .front import front
 from .hypercorn_internals import capture_raw_send, install
 
@@ -21,8 +21,19 @@ log = logging.getLogger("livehub.http")
 
 
 def create_app(settings: Settings | None = None) -> QuartTrio:
-    """The livehub ASGI app. ``settings`` default: ``Settings.from_env()``."""
+    """The livehub ASGI app. ``settings`` default: ``Settings.from_env()``.
+
+    With ``cors_origins`` set, the Quart app is wrapped, outermost, in the CORS
+    middleware (``cors.py``), which passes its attributes through.
+
+    Raises:
+        SettingsError: ``cors_origins`` holds something that is not an origin.
+    """
     settings = settings or Settings.from_env()
+    try:
+        cors.parse_origins(settings.cors_origins)
+    except ValueError as exc:
+        raise SettingsError(f"LIVEHUB_CORS_ORIGINS: {exc}") from None
     app = QuartTrio(__name__)
     app.config["MAX_CONTENT_LENGTH"] = None  # we enforce max_body_bytes ourselves (413 JSON)
     app.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = 5  # non-None: after_serving may await
@@ -39,8 +50,6 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
 
     @app.before_serving
     async def start_service() -> None:
-        if not settings.jwt_secret:
-            raise RuntimeError("LIVEHUB_JWT_SECRET is not set")
         app.service = await app.nursery.start(_run_service, settings)
         _tune_listeners(app)
 
@@ -62,6 +71,7 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
         """Echo the request id, name the node, count refused posts, log the request."""
         rid = g.get("request_id") or logs.accept_request_id(None)
         response.headers["X-Request-Id"] = rid
+        response.headers["X-Content-Type-Options"] = "nosniff"  # every response, assets too
         svc = app.service
         if svc is not None:
             response.headers["X-Livehub-Node"] = svc.node_id
@@ -86,12 +96,13 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
 
     install()  # Hypercorn's send/close race fixed, for plain hypercorn too
     # The hot routes are raw ASGI in front of Quart (front.py); the raw send capture
-    # lets the SSE route find Hypercorn's socket for direct writes.
-    # ``app.front`` is what the lean server calls (two frames shallower per request and
-    # per stream than going through Quart.__call__ and the capture).
-    app.front = front(app)
-    app.asgi_app = capture_raw_send(app.front)
-    return app
+    # lets the SSE route find Hypercorn's socket for direct writes. ``app.front`` is
+    # what the lean server calls: CORS (when configured) then the routes, two frames
+    # shallower per request and per stream than Quart.__call__ and the capture.
+    routes = front(app)
+    app.front = cors.wrap(routes, settings.cors_origins)
+    app.asgi_app = capture_raw_send(routes)
+    return cors.wrap(app, settings.cors_origins)  # outermost: covers every route
 
 
 def _tune_listeners(app: QuartTrio) -> None:

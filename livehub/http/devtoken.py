@@ -29,7 +29,9 @@ async def dev_token() -> Response:
         return error_response(404, "not_found", "not found")
     body = await _read_body(settings.max_body_bytes, settings.body_timeout_seconds)
     user = display_name(body)
-    token = mint(user, settings.jwt_secret, DEV_TOKEN_TTL_SECONDS)
+    if not settings.jwt_secret:
+        return error_response(404, "not_found", "dev tokens need LIVEHUB_JWT_SECRET")
+    token = mint(user, settings.jwt_secret, DEV_TOKEN_TTL_SECONDS, name=user)
     return Response(
         json.dumps({"token": token, "user": user, "expires_in": DEV_TOKEN_TTL_SECONDS}),
         content_type="application/json",

@@ -20,6 +20,7 @@ STATUS: dict[type[e.LivehubError], int] = {
     e.RateLimited: 429,
     e.Overloaded: 503,
     e.StoreUnavailable: 503,
+    e.KeysUnavailable: 503,
 }
 
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 import time
 
 from .. import logs, validate
-from ..auth import user_from_header
 from ..errors import LivehubError, UnsupportedMediaType
 from ..model import Draft
 from .comments import check_limits
-from .raw import Request, dumps, error_headers, request_id, respond
+from .raw import NOSNIFF, Request, dumps, error_headers, request_id, respond
 
 
 def check_content_type(value: str | None) -> None:
@@ -32,19 +31,19 @@ async def post_comment(app, scope: dict, receive, send, raw_video_id: str) -> No
     rid = request_id(req)
     svc = app.service
     settings = svc.settings
-    headers = [(b"x-request-id", rid.encode("ascii"))]
+    headers = [(b"x-request-id", rid.encode("ascii")), NOSNIFF]
     try:
         if svc is None:
             raise LivehubError("the server is starting")
         headers.append((b"x-livehub-node", svc.node_id.encode("ascii")))
         video_id = validate.video_id(raw_video_id)
-        user_id = user_from_header(req.header(b"authorization"), settings.jwt_secret)
+        who = await svc.tokens.verify_header(req.header(b"authorization"))
         check_content_type(req.header(b"content-type"))
         body = await req.body(settings.max_body_bytes, settings.body_timeout_seconds)
         message = validate.comment_message(body, settings.max_message_chars)
         with svc.gate.post():  # a drain waits for this post (or refuses it: 503)
-            check_limits(svc, user_id, video_id)
-            comment = await svc.registry.post(video_id, Draft(user_id, message))
+            check_limits(svc, who.user_id, video_id)
+            comment = await svc.registry.post(video_id, Draft(who.user_id, message, who.user_name))
         svc.metrics.posts.inc()
         svc.metrics.post_latency.observe(time.perf_counter() - req.started)
         status, out = 201, dumps(comment.as_dict())

@@ -19,6 +19,7 @@ from . import errors as http_errors
 from .server import LEAN_EXTENSION
 
 JSON = b"application/json"
+NOSNIFF = (b"x-content-type-options", b"nosniff")  # on every response, as Quart's get it
 
 
 class Request:

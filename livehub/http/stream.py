@@ -19,7 +19,7 @@ import trio
 from .. import logs, sse, validate
 from ..errors import LivehubError, StoreUnavailable
 from ..gate import Draining
-from .raw import Request, error_headers, request_id, respond
+from .raw import NOSNIFF, Request, error_headers, request_id, respond
 from .session import Due, ViewerSession
 from .transport import DirectTransport
 
@@ -43,7 +43,11 @@ async def stream(app, scope: dict, receive, send, raw_video_id: str) -> None:
     rid = request_id(req)
     svc = app.service
     settings = svc.settings
-    headers = [(b"x-request-id", rid.encode("ascii")), (b"x-livehub-node", svc.node_id.encode())]
+    headers = [
+        (b"x-request-id", rid.encode("ascii")),
+        (b"x-livehub-node", svc.node_id.encode()),
+        NOSNIFF,
+    ]
     session = None
     try:
         video_id = validate.video_id(raw_video_id)

@@ -15,11 +15,12 @@ from pathlib import Path
 from quart import Blueprint, Response, current_app
 
 from .. import validate
+from .cors import frame_ancestors, parse_origins
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-    "img-src 'self' data:; base-uri 'none'; form-action 'none'"
+    "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors "
 )
 
 bp = Blueprint("viewer", __name__, static_folder=str(STATIC), static_url_path="/assets")
@@ -32,16 +33,31 @@ async def viewer_page(video_id: str) -> Response:
         _template()
         .replace("__VIDEO_ID__", html.escape(video_id, quote=True))
         .replace("__MAX_CHARS__", str(current_app.settings.max_message_chars))
+        .replace(
+            "__EMBED_ORIGINS__", html.escape(_embed_origins(current_app.settings.cors_origins))
+        )
     )
     return Response(
         page,
         content_type="text/html; charset=utf-8",
         headers={
-            "Content-Security-Policy": CSP,
+            "Content-Security-Policy": _csp(current_app.settings.cors_origins),
             "Referrer-Policy": "no-referrer",  # ?token= must not leak to other sites
             "Cache-Control": "no-cache",
         },
     )
+
+
+@cache
+def _csp(origins: str) -> str:
+    """The page's CSP; only this origin and the exact allowed ones may frame it."""
+    return CSP + frame_ancestors(origins)
+
+
+@cache
+def _embed_origins(origins: str) -> str:
+    """The origins an embedded page takes a token from by postMessage (space-separated)."""
+    return " ".join(sorted(parse_origins(origins)[0]))
 
 
 @cache

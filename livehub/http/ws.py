@@ -23,7 +23,7 @@ import time
 import trio
 from quart import Blueprint, current_app, websocket
 
-from .. import auth, validate
+from .. import validate
 from ..errors import BadRequest, LivehubError, PayloadTooLarge, StoreUnavailable, Unauthorized
 from ..gate import Draining
 from ..model import Draft
@@ -48,13 +48,12 @@ async def comments_ws(video_id: str) -> None:
     (client gone: Quart cancels this handler).
     """
     svc = current_app.service
-    settings = svc.settings
     video_id = validate.video_id(video_id)
     after = validate.last_event_id(None, websocket.args.get("last_event_id"))
     backlog = validate.non_negative_int("backlog", websocket.args.get("backlog")) or 0
     token = _connect_token()
     if token is not None:
-        auth.verify(token, settings.jwt_secret)  # refuse the handshake with a 401
+        await svc.tokens.verify(token)  # refuse the handshake with a 401
     session = ViewerSession(svc, video_id)
     try:
         await session.open(after, backlog)  # full or draining: 503 at the handshake
@@ -137,10 +136,12 @@ async def _read_posts(video_id: str, token: str | None, out: _Outbox) -> None:
             message = validate.comment_message(body, svc.settings.max_message_chars)
             if token is None:
                 raise Unauthorized("posting needs a token: connect with ?token=<JWT>")
-            user_id = auth.verify(token, svc.settings.jwt_secret)  # it may have expired
+            who = await svc.tokens.verify(token)  # it may have expired
             with svc.gate.post():  # a drain waits until the answer below is written
-                check_limits(svc, user_id, video_id)
-                comment = await svc.registry.post(video_id, Draft(user_id, message))
+                check_limits(svc, who.user_id, video_id)
+                comment = await svc.registry.post(
+                    video_id, Draft(who.user_id, message, who.user_name)
+                )
                 svc.metrics.posts.inc()
                 svc.metrics.post_latency.observe(time.perf_counter() - started)
                 answer = {"type": "posted", "comment": comment.as_dict()}
