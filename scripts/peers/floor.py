@@ -32,10 +32,12 @@ async def handle(stream: trio.SocketStream) -> None:
                 out = conn.send(h11.Response(status_code=201, headers=HEADERS))
                 out += conn.send(h11.Data(data=BODY)) + conn.send(h11.EndOfMessage())
                 await stream.send_all(out)
+                if conn.our_state is not h11.DONE:
+                    return  # Connection: close, HTTP/1.0
                 conn.start_next_cycle()
             elif isinstance(event, h11.ConnectionClosed):
                 return
-    except (h11.RemoteProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+    except (h11.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
         return
     finally:
         await stream.aclose()
