@@ -117,6 +117,8 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             await nursery.start(registry.run)
             await nursery.start(bus.run)
             await nursery.start(viewers.run)
+            if metrics.multiprocess:
+                nursery.start_soon(metrics.publish_forever)
             yield Service(settings, db, store, bus, registry, metrics, gate, limiter, viewers)
             nursery.cancel_scope.cancel()
 
