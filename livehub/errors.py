@@ -27,6 +27,13 @@ class InvalidComment(LivehubError):
     code = "invalid_comment"
 
 
+class Unstorable(InvalidComment):
+    """Text Postgres cannot store (NUL, a lone surrogate) or that it refused (a data
+    error, a check constraint): this post is refused with 422; the others go on."""
+
+    code = "unstorable"
+
+
 class Unauthorized(LivehubError):
     code = "unauthorized"
 
