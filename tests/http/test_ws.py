@@ -148,6 +148,7 @@ BAD_MESSAGES = [
     ('{"type": "post", "message": 5}', 422, "message_not_string"),
     (json.dumps({"type": "post", "message": "x" * 2001}), 422, "message_too_long"),
     (json.dumps({"type": "post", "message": "x" * 17000}), 413, "payload_too_large"),
+    ('{"type": "post", "message": "hi", "n": ' + "7" * 5000 + "}", 400, "invalid_json"),
 ]
 
 
