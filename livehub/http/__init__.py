@@ -13,7 +13,7 @@ from .. import logs
 from ..config import Settings
 from ..service import open_service
 from ..sockets import set_user_timeout_on_listeners
-from . import comments, devtoken, errors, ops, stream, viewer, ws
+from . import comments, devtoken, errors, hypercorn_fixes, ops, stream, viewer, ws
 from .transport import install_raw_send_capture
 
 log = logging.getLogger("livehub.http")
@@ -22,6 +22,7 @@ log = logging.getLogger("livehub.http")
 def create_app(settings: Settings | None = None) -> QuartTrio:
     """The livehub ASGI app. ``settings`` default: ``Settings.from_env()``."""
     settings = settings or Settings.from_env()
+    hypercorn_fixes.apply()
     app = QuartTrio(__name__)
     app.config["MAX_CONTENT_LENGTH"] = None  # we enforce max_body_bytes ourselves (413 JSON)
     app.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = 5  # non-None: after_serving may await
