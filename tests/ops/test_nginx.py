@@ -231,3 +231,31 @@ async def test_request_ids_and_websockets_pass_through(cluster_behind_nginx):
                 if message["type"] == "comment":
                     break
     assert message["comment"]["message"] == "to-ws"
+
+
+async def test_the_edge_limits_answer_429_as_json(cluster_behind_nginx):
+    """deploy/nginx.conf's limit_req: a flood of POSTs from one address gets nginx's
+    own 429 (JSON, Retry-After) past its burst. (Unauthenticated POSTs: livehub
+    answers them fastest, so the flood outruns the allowed rate on a slow box.)"""
+    proxy, _ = cluster_behind_nginx
+    statuses: list[int] = []
+    refused: list[httpx.Response] = []
+
+    async def one(c: httpx.AsyncClient, i: int) -> None:
+        r = await c.post(f"{proxy.url}/comments/flood", json={"message": f"m{i}"})
+        statuses.append(r.status_code)
+        if r.status_code == 429:
+            refused.append(r)
+
+    with trio.fail_after(30):
+        async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=50)) as c:
+            async with trio.open_nursery() as nursery:
+                for i in range(400):
+                    nursery.start_soon(one, c, i)
+            r = await c.get(f"{proxy.url}/comments/flood")  # GETs do not count
+    assert r.status_code == 200
+    assert statuses.count(401) >= 100  # the burst reached livehub
+    assert refused, statuses
+    assert set(statuses) <= {401, 429}
+    assert refused[0].json()["error"]["code"] == "too_many_requests"
+    assert refused[0].headers["Retry-After"] == "1"
