@@ -58,6 +58,12 @@ class RateLimited(_RetryLater):
     code = "rate_limited"
 
 
+class TooManyStreams(RateLimited):
+    """This client holds ``LIVEHUB_MAX_STREAMS_PER_CLIENT`` streams on this node (429)."""
+
+    code = "too_many_streams"
+
+
 class StoreUnavailable(LivehubError):
     """Postgres refused, dropped the connection, or did not answer in time."""
 

@@ -192,9 +192,10 @@ def _readings(sources: tuple) -> tuple[list, list]:
     counters = [
         (
             "livehub_requests_refused",
-            "Streams and posts refused with 503, by reason: full, draining",
+            "Streams and posts refused, by reason: full, draining (503), client (429:"
+            " a client over LIVEHUB_MAX_STREAMS_PER_CLIENT)",
             "reason",
-            {"full": gs.refused_full, "draining": gs.refused_draining},
+            {"full": gs.refused_full, "draining": gs.refused_draining, "client": gs.refused_client},
         ),
         (
             "livehub_bus_notify_failures",

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import trio
 
+from . import clientaddr
 from .actors.registry import Registry
 from .bus import PgBus
 from .config import Settings, SettingsError
@@ -84,6 +85,10 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
     Resource handling: leaving the block cancels the actors and the bus, then closes
     the pool.
     """
+    try:
+        clientaddr.parse_networks(settings.trusted_proxies)
+    except ValueError as exc:
+        raise SettingsError(f"LIVEHUB_TRUSTED_PROXIES: {exc}") from None
     if not settings.database_url:
         raise RuntimeError(
             "LIVEHUB_DATABASE_URL is not set (`livehub serve` starts an embedded database)"
@@ -98,7 +103,9 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
         store = PgCommentStore(db)
         metrics = Metrics()
         limiter = post_limiter(settings)
-        gate = Gate(settings.max_streams, settings.overload_retry_seconds)
+        gate = Gate(
+            settings.max_streams, settings.overload_retry_seconds, settings.max_streams_per_client
+        )
         bus = PgBus(db, settings.database_url, settings)
         registry = Registry(
             store, settings, _ObservedBus(bus, metrics), on_delivered=metrics.delivered

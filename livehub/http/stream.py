@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import trio
 from quart import Blueprint, Response, current_app, request
 
-from .. import sse, validate
+from .. import clientaddr, sse, validate
 from ..errors import StoreUnavailable
 from ..feed import Feed
 from ..gate import Draining, StreamSlot
@@ -30,7 +30,9 @@ async def stream(video_id: str) -> Response:
     )
     backlog = validate.non_negative_int("backlog", request.args.get("backlog")) or 0
     backlog = min(backlog, settings.backlog_max)
-    slot = svc.gate.open_stream(video_id)  # full or draining: 503 with Retry-After
+    client = clientaddr.from_scope(request.scope, settings.trusted_proxies)
+    # full or draining: 503; this client over its cap: 429 (both with Retry-After)
+    slot = svc.gate.open_stream(video_id, client)
     feed = Feed(svc.registry, svc.store, video_id, svc.metrics.catchups_inc)
     try:
         await feed.start(after, backlog)

@@ -23,7 +23,7 @@ import time
 import trio
 from quart import Blueprint, current_app, websocket
 
-from .. import auth, validate
+from .. import auth, clientaddr, validate
 from ..errors import BadRequest, LivehubError, PayloadTooLarge, StoreUnavailable, Unauthorized
 from ..feed import Feed
 from ..gate import Draining
@@ -55,7 +55,9 @@ async def comments_ws(video_id: str) -> None:
     token = _connect_token()
     if token is not None:
         auth.verify(token, settings.jwt_secret)  # refuse the handshake with a 401
-    slot = svc.gate.open_stream(video_id)  # full or draining: 503 at the handshake
+    client = clientaddr.from_scope(websocket.scope, settings.trusted_proxies)
+    # full or draining: 503; this client over its cap: 429 (refused at the handshake)
+    slot = svc.gate.open_stream(video_id, client)
     feed = Feed(svc.registry, svc.store, video_id, svc.metrics.catchups_inc)
     svc.metrics.connections.inc()
     try:
