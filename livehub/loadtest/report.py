@@ -284,6 +284,12 @@ def format_table(rep: dict) -> str:
             f"WARNING: open-loop schedule slipped (lateness p99 {late:.0f} ms): the "
             "offered rate was not kept; raise --posters"
         )
+    if any("status 429" in e for v in rep.get("failed_viewers", ()) for e in v["errors"]):
+        lines.append(
+            "WARNING: viewers were refused with 429 (too_many_streams): every load-test"
+            " viewer comes from one address; start the server with"
+            " LIVEHUB_MAX_STREAMS_PER_CLIENT=0"
+        )
     limited = rate_limited_warning(posts)
     if limited:
         lines.append(limited)
