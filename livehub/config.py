@@ -104,6 +104,12 @@ class Settings:
     slow_mode_videos: str = ""
     # Open SSE + WebSocket streams one node accepts; past it new ones get 503.
     max_streams: int = 10000
+    # Open streams one client (address, see trusted_proxies) may hold on one node;
+    # past it: 429 too_many_streams. 0: no cap.
+    max_streams_per_client: int = 100
+    # Proxies (addresses or CIDRs, comma or space separated) whose X-Forwarded-For
+    # names the client; empty: the peer address is the client.
+    trusted_proxies: str = ""
     # Retry-After (seconds) on a 503 for a full node or one shutting down.
     overload_retry_seconds: float = 2.0
 

@@ -27,6 +27,13 @@ class InvalidComment(LivehubError):
     code = "invalid_comment"
 
 
+class Unstorable(InvalidComment):
+    """Text Postgres cannot store (NUL, a lone surrogate) or that it refused (a data
+    error, a check constraint): this post is refused with 422; the others go on."""
+
+    code = "unstorable"
+
+
 class Unauthorized(LivehubError):
     code = "unauthorized"
 
@@ -61,6 +68,12 @@ class KeysUnavailable(_RetryLater):
     """The identity provider's keys (JWKS) cannot be fetched: tokens cannot be checked."""
 
     code = "jwks_unavailable"
+
+
+class TooManyStreams(RateLimited):
+    """This client holds ``LIVEHUB_MAX_STREAMS_PER_CLIENT`` streams on this node (429)."""
+
+    code = "too_many_streams"
 
 
 class StoreUnavailable(LivehubError):

@@ -10,6 +10,7 @@ from Postgres from ``position``, then live frames again, de-duplicated by seq.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import trio
@@ -17,7 +18,10 @@ import trio
 from .actors.messages import Subscribed
 from .actors.registry import Registry
 from .actors.subscriber import DirectSink, Frame, Lagged, Resubscribe, Subscription
+from .recovery import resume_position
 from .store import PgCommentStore
+
+log = logging.getLogger("livehub.feed")
 
 CATCHUP_PAGE = 1000  # comments per catch-up read; the live queue keeps filling meanwhile
 
@@ -41,13 +45,36 @@ class Feed:
         self._held: list[Frame] = []
 
     async def start(self, after: int | None, backlog: int) -> None:
-        """Subscribe; raises StoreUnavailable when the actor cannot start."""
+        """Subscribe, from ``after`` (a resume) or as a new viewer.
+
+        A resume past what this node delivered is checked against the video's head
+        in Postgres (another node may simply be ahead): past the head, the viewer
+        continues from the head (:func:`recovery.resume_position`), counted as a
+        ``past_head`` catch-up and logged.
+
+        Raises:
+            StoreUnavailable: the actor cannot start, or the head could not be read
+                (then close the feed).
+        """
         s = await self._registry.subscribe(self.video_id, after, backlog)
         if after is None:
             self._position = s.replay[0].seq - 1 if s.replay else s.last_delivered
         else:
             self._position = after
         self._take(s)
+        if after is not None and after > s.last_delivered:
+            head = await self._store.head(self.video_id)
+            position = resume_position(after, head)
+            if position != after:
+                log.warning(
+                    "video %s: a viewer resumed after seq %d, past the newest (%d);"
+                    " continuing from there",
+                    self.video_id,
+                    after,
+                    head,
+                )
+                self._on_catchup("past_head")
+                self.position = position
 
     @property
     def position(self) -> int:

@@ -2,8 +2,10 @@
 
 - Streams (SSE and WebSocket) take a slot with :meth:`Gate.stream`; past
   ``max_streams`` a new one is refused with :class:`Overloaded` (503 + Retry-After),
-  so a flood of viewers cannot take the node down. The gate also counts streams per
-  video: that is this node's viewer count of each video.
+  so a flood of viewers cannot take the node down, and past ``max_streams_per_client``
+  for one client (``livehub.clientaddr``) with :class:`TooManyStreams` (429 +
+  Retry-After), so one client cannot take every slot. The gate also counts streams
+  per video: that is this node's viewer count of each video.
 - Posts run inside :meth:`Gate.post`, so a drain can wait for the ones in flight.
 - :meth:`Gate.drain` (graceful shutdown): refuse new streams and posts with
   :class:`ShuttingDown`, wake every stream waiting for comments with
@@ -21,7 +23,7 @@ from typing import TypeVar
 
 import trio
 
-from .errors import Overloaded, ShuttingDown
+from .errors import Overloaded, ShuttingDown, TooManyStreams
 
 T = TypeVar("T")
 
@@ -37,14 +39,20 @@ class GateStatistics:
     draining: bool
     refused_full: int
     refused_draining: int
+    refused_client: int  # 429s: a client over max_streams_per_client
 
 
 class Gate:
-    def __init__(self, max_streams: int, retry_after_seconds: float) -> None:
+    def __init__(
+        self, max_streams: int, retry_after_seconds: float, max_streams_per_client: int = 0
+    ) -> None:
         self.max_streams = max_streams
+        self.max_streams_per_client = max_streams_per_client  # 0: no cap
         self.retry_after_seconds = retry_after_seconds
         self._streams = 0
         self._per_video: Counter[str] = Counter()
+        self._per_client: Counter[str] = Counter()
+        self._refused_client = 0
         self._posts = 0
         self._draining = False
         self._waiting: set[trio.CancelScope] = set()
@@ -63,35 +71,51 @@ class Gate:
             self._refused_draining += 1
             raise ShuttingDown("this node is shutting down; retry", self.retry_after_seconds)
 
-    def open_stream(self, video_id: str) -> StreamSlot:
-        """Take a stream slot for ``video_id``; close the slot when the stream ends.
+    def open_stream(self, video_id: str, client: str | None = None) -> StreamSlot:
+        """Take a stream slot for ``video_id`` on behalf of ``client`` (its address,
+        :func:`livehub.clientaddr.from_scope`; None: not counted per client); close
+        the slot when the stream ends.
 
         Raises:
             ShuttingDown: the node is draining.
             Overloaded: ``max_streams`` are open.
+            TooManyStreams: ``client`` already holds ``max_streams_per_client``.
         """
         self.check_open()
         if self._streams >= self.max_streams:
             self._refused_full += 1
             raise Overloaded("this node has too many open streams", self.retry_after_seconds)
+        cap = self.max_streams_per_client
+        if client is not None and cap and self._per_client[client] >= cap:
+            self._refused_client += 1
+            raise TooManyStreams(
+                f"too many open streams from this client (at most {cap}); close some",
+                self.retry_after_seconds,
+            )
         self._streams += 1
         self._per_video[video_id] += 1
-        return StreamSlot(self, video_id)
+        if client is not None:
+            self._per_client[client] += 1
+        return StreamSlot(self, video_id, client)
 
     @contextlib.contextmanager
-    def stream(self, video_id: str) -> Iterator[None]:
+    def stream(self, video_id: str, client: str | None = None) -> Iterator[None]:
         """:meth:`open_stream` for the duration of the block."""
-        slot = self.open_stream(video_id)
+        slot = self.open_stream(video_id, client)
         try:
             yield
         finally:
             slot.close()
 
-    def _release(self, video_id: str) -> None:
+    def _release(self, video_id: str, client: str | None) -> None:
         self._streams -= 1
         self._per_video[video_id] -= 1
         if self._per_video[video_id] <= 0:
             del self._per_video[video_id]
+        if client is not None:
+            self._per_client[client] -= 1
+            if self._per_client[client] <= 0:
+                del self._per_client[client]
         self._wake()
 
     @contextlib.contextmanager
@@ -177,6 +201,7 @@ class Gate:
             self._draining,
             self._refused_full,
             self._refused_draining,
+            self._refused_client,
         )
 
     def _wake(self) -> None:
@@ -190,13 +215,14 @@ class Gate:
 class StreamSlot:
     """One open stream's place in the gate; :meth:`close` is idempotent."""
 
-    __slots__ = ("_gate", "video_id")
+    __slots__ = ("_gate", "client", "video_id")
 
-    def __init__(self, gate: Gate, video_id: str) -> None:
+    def __init__(self, gate: Gate, video_id: str, client: str | None = None) -> None:
         self._gate: Gate | None = gate
         self.video_id = video_id
+        self.client = client
 
     def close(self) -> None:
         if self._gate is not None:
             gate, self._gate = self._gate, None
-            gate._release(self.video_id)
+            gate._release(self.video_id, self.client)

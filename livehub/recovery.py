@@ -34,3 +34,15 @@ def plan_resume(after: int | None, backlog: int, last_delivered: int, ring: Ring
     if from_ring is not None and ring.last_seq == last_delivered:
         return ResumePlan(from_ring, None)
     return ResumePlan([], (after, last_delivered))
+
+
+def resume_position(after: int, head: int) -> int:
+    """Where a viewer resuming after ``after`` continues, given the video's ``head``
+    (its newest seq in Postgres).
+
+    A position past the head cannot have been seen: the database was restored from a
+    backup (its counter is behind what viewers saw) or the client made it up. The
+    viewer continues from the head, so the comments stored from now on, which get
+    the seqs after it, reach it; trusting ``after`` would skip them silently.
+    """
+    return min(after, head)

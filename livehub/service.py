@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import trio
 
+from . import clientaddr
 from .actors.registry import Registry
 from .auth import TokenVerifier
 from .bus import PgBus
@@ -86,6 +87,10 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
     Resource handling: leaving the block cancels the actors and the bus, then closes
     the pool.
     """
+    try:
+        clientaddr.parse_networks(settings.trusted_proxies)
+    except ValueError as exc:
+        raise SettingsError(f"LIVEHUB_TRUSTED_PROXIES: {exc}") from None
     if not settings.database_url:
         raise RuntimeError(
             "LIVEHUB_DATABASE_URL is not set (`livehub serve` starts an embedded database)"
@@ -101,7 +106,9 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
         store = PgCommentStore(db)
         metrics = Metrics()
         limiter = post_limiter(settings)
-        gate = Gate(settings.max_streams, settings.overload_retry_seconds)
+        gate = Gate(
+            settings.max_streams, settings.overload_retry_seconds, settings.max_streams_per_client
+        )
         bus = PgBus(db, settings.database_url, settings)
         registry = Registry(
             store, settings, _ObservedBus(bus, metrics), on_delivered=metrics.delivered
@@ -123,6 +130,8 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             await nursery.start(bus.run)
             await nursery.start(viewers.run)
             await nursery.start(tokens.run)  # JWKS refresh (started before the first fetch)
+            if metrics.multiprocess:
+                nursery.start_soon(metrics.publish_forever)
             yield Service(
                 settings, db, store, bus, registry, metrics, gate, limiter, viewers, tokens
             )

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
+import asyncpg
+
+from .errors import Unstorable
 from .model import Comment, Draft
 from .pg import Database
+
+# Text asyncpg cannot encode (a surrogate code point: not UTF-8) or Postgres text
+# cannot hold (NUL). Paired surrogates do not occur in a decoded str.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# Postgres refusing the data itself (class 22, a CHECK): the rows' fault, not the
+# database's. Anything else (a unique violation, a read-only standby) is not.
+_REJECTED = (asyncpg.exceptions.DataError, asyncpg.exceptions.CheckViolationError)
 
 _CREATED = """to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
 
@@ -62,6 +73,22 @@ HEADS_SQL = "SELECT video_id, last_seq FROM videos WHERE video_id = ANY($1::text
 NO_UPPER_BOUND = 2**62
 
 
+def check_storable(video_id: str, draft: Draft) -> None:
+    """Refuse, before any insert, a draft with text Postgres cannot take, in any column.
+
+    Raises:
+        Unstorable: the video id, user id or message holds NUL or a lone surrogate.
+    """
+    for name, text in (
+        ("video id", video_id),
+        ("user id", draft.user_id),
+        ("message", draft.message),
+        ("user name", draft.user_name or ""),
+    ):
+        if _UNSTORABLE.search(text):
+            raise Unstorable(f"the {name} holds characters that cannot be stored (NUL, surrogates)")
+
+
 class PgCommentStore:
     """Comments and counters in Postgres, through the trio-asyncio bridge."""
 
@@ -73,15 +100,24 @@ class PgCommentStore:
 
         Raises:
             StoreUnavailable: Postgres is down or too slow; nothing was acknowledged.
+            Unstorable: a draft cannot be stored (checked first) or Postgres refused
+                the data; nothing was stored.
         """
-        rows = await self.db.fetch(
-            INSERT_SQL,
-            video_id,
-            len(drafts),
-            [d.user_id for d in drafts],
-            [d.message for d in drafts],
-            [d.user_name for d in drafts],
-        )
+        for d in drafts:
+            check_storable(video_id, d)
+        try:
+            rows = await self.db.fetch(
+                INSERT_SQL,
+                video_id,
+                len(drafts),
+                [d.user_id for d in drafts],
+                [d.message for d in drafts],
+                [d.user_name for d in drafts],
+            )
+        except _REJECTED as exc:
+            raise Unstorable(
+                f"the database refused the comment ({getattr(exc, 'sqlstate', None)})"
+            ) from None
         comments = [Comment(video_id, r[0], r[1], r[2], r[3], r[4]) for r in rows]
         comments.sort(key=lambda c: c.seq)
         return comments
@@ -94,15 +130,23 @@ class PgCommentStore:
 
         Raises:
             StoreUnavailable: Postgres is down or too slow; nothing was acknowledged.
+            Unstorable: some draft cannot be stored (checked first), or Postgres
+                refused the data; nothing was stored (the caller finds which one).
         """
         videos, users, messages, names = [], [], [], []
         for video_id, drafts in batches:
             for d in drafts:
+                check_storable(video_id, d)
                 videos.append(video_id)
                 users.append(d.user_id)
                 messages.append(d.message)
                 names.append(d.user_name)
-        rows = await self.db.fetch(INSERT_MANY_SQL, videos, users, messages, names)
+        try:
+            rows = await self.db.fetch(INSERT_MANY_SQL, videos, users, messages, names)
+        except _REJECTED as exc:
+            raise Unstorable(
+                f"the database refused the comment ({getattr(exc, 'sqlstate', None)})"
+            ) from None
         out: dict[str, list[Comment]] = {video_id: [] for video_id, _ in batches}
         for r in rows:
             out[r[0]].append(Comment(r[0], r[1], r[2], r[3], r[4], r[5]))

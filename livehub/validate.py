@@ -57,7 +57,7 @@ def comment_message(body: bytes, max_chars: int) -> str:
         raise BadRequest("body is not valid UTF-8", "invalid_utf8") from None
     try:
         data = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: also an integer of > 4,300 digits
         raise BadRequest("body is not valid JSON", "invalid_json") from None
     if not isinstance(data, dict):
         raise BadRequest('body must be a JSON object like {"message": "..."}', "invalid_json")

@@ -11,7 +11,8 @@ then returns, so Hypercorn closes what is left within ``graceful_timeout``.
 
 The parent process owns the listening sockets (shared by every worker, as Hypercorn
 does) and the workers; SIGTERM or SIGINT to it, or SIGTERM to a worker (systemd sends
-it to the whole group), starts the drain.
+it to the whole group), starts the drain. A worker that dies otherwise (SIGKILL, the
+OOM killer) is restarted with backoff while the others keep serving.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from multiprocessing.synchronize import Event as EventType
 
@@ -35,15 +38,29 @@ from . import logs
 log = logging.getLogger("livehub.workers")
 
 POLL_SECONDS = 0.1  # how often a worker looks at the parent's shutdown event
+POLL_PARENT_SECONDS = 0.5  # the parent's look at its workers (a death wakes it at once)
 EXIT_MARGIN_SECONDS = 5.0  # beyond drain + graceful_timeout before workers are killed
+RESTART_DELAY_SECONDS = 0.5  # first restart of a crashed worker; doubles while it crashes
+MAX_RESTART_DELAY_SECONDS = 30.0  # a crash loop restarts at most this rarely
+STABLE_SECONDS = 30.0  # a worker that ran this long before crashing is not crash-looping
 
 
 def serve(config: Config, drain_seconds: float, log_format: str) -> int:
     """Run ``config.workers`` worker processes until SIGTERM/SIGINT; returns the exit code.
 
-    Resource handling: the sockets are closed and every worker has exited (killed
-    after ``drain_seconds + graceful_timeout + EXIT_MARGIN_SECONDS``) on return.
+    A worker that exits while the node is not shutting down (SIGKILL, the OOM killer,
+    a crash) is restarted after a backoff (:func:`restart_delay`), logged and counted
+    in ``livehub_worker_restarts_total``; the other workers keep serving meanwhile.
+    The workers' metrics meet in a temporary ``PROMETHEUS_MULTIPROC_DIR`` (see
+    ``livehub/metrics.py``), so any worker's ``/metrics`` reports the whole node.
+
+    Resource handling: the sockets are closed, every worker has exited (killed
+    after ``drain_seconds + graceful_timeout + EXIT_MARGIN_SECONDS``) and the metrics
+    directory is removed on return.
     """
+    metrics_dir = tempfile.mkdtemp(prefix="livehub-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # inherited by the workers
+    restarts = _restart_counter()
     sockets = config.create_sockets()
     ctx = multiprocessing.get_context("spawn")
     stop = ctx.Event()
@@ -54,27 +71,49 @@ def serve(config: Config, drain_seconds: float, log_format: str) -> int:
         stopping = True
         stop.set()
 
+    def spawn() -> multiprocessing.process.BaseProcess:
+        proc = ctx.Process(
+            target=_worker_main, args=(config, sockets, stop, drain_seconds, log_format)
+        )
+        proc.start()
+        log.info("worker started", extra={"worker_pid": proc.pid})
+        return proc
+
     # Children inherit an ignored SIGINT (a terminal's Ctrl+C reaches the whole group:
     # the parent decides); a Python handler is not inherited, so SIGTERM can be ours
     # from the start and a SIGTERM while workers spawn still drains them.
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    procs = []
-    for _ in range(worker_count(config.workers)):
-        proc = ctx.Process(
-            target=_worker_main, args=(config, sockets, stop, drain_seconds, log_format)
-        )
-        proc.start()
-        procs.append(proc)
+    slots = [_Slot(spawn()) for _ in range(worker_count(config.workers))]
     signal.signal(signal.SIGINT, on_signal)
     exitcode = 0
     try:
-        while not stopping and all(p.is_alive() for p in procs):
-            multiprocessing.connection.wait([p.sentinel for p in procs], timeout=0.5)
-        if not stopping:
-            exitcode = next((p.exitcode for p in procs if not p.is_alive()), 0) or 1
-            log.error("a worker exited (code %s); stopping the others", exitcode)
+        while not stopping:
+            now = time.monotonic()
+            for slot in slots:
+                if slot.restart_at is None and not slot.proc.is_alive():
+                    code = slot.proc.exitcode
+                    _forget_worker(slot.proc.pid)
+                    slot.crashed(now)
+                    log.error(
+                        "worker %s exited (code %s); restarting it in %.1fs",
+                        slot.proc.pid,
+                        code,
+                        slot.restart_at - now,
+                        extra={"worker_pid": slot.proc.pid, "exitcode": code},
+                    )
+                elif slot.restart_at is not None and now >= slot.restart_at and not stopping:
+                    slot.started(spawn(), now)
+                    restarts.inc()
+            waits = [s.restart_at - now for s in slots if s.restart_at is not None]
+            alive = [s.proc.sentinel for s in slots if s.restart_at is None]
+            timeout = max(0.0, min([POLL_PARENT_SECONDS, *waits]))
+            if alive:
+                multiprocessing.connection.wait(alive, timeout=timeout)
+            else:
+                time.sleep(timeout)
         stop.set()
+        procs = [s.proc for s in slots if s.restart_at is None]
         deadline = time.monotonic() + drain_seconds + config.graceful_timeout + EXIT_MARGIN_SECONDS
         for proc in procs:
             proc.join(max(0.0, deadline - time.monotonic()))
@@ -87,7 +126,60 @@ def serve(config: Config, drain_seconds: float, log_format: str) -> int:
     finally:
         for sock in sockets.secure_sockets + sockets.insecure_sockets:
             sock.close()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return exitcode
+
+
+def restart_delay(quick_crashes: int) -> float:
+    """Seconds before restarting a worker after its ``quick_crashes``-th crash in a row
+    (a crash within ``STABLE_SECONDS`` of its start): 0.5, 1, 2, ... up to
+    ``MAX_RESTART_DELAY_SECONDS``, so a crash loop does not spin."""
+    return min(MAX_RESTART_DELAY_SECONDS, RESTART_DELAY_SECONDS * 2 ** max(0, quick_crashes - 1))
+
+
+class _Slot:
+    """One worker's place: its current process and its crash history."""
+
+    def __init__(self, proc: multiprocessing.process.BaseProcess) -> None:
+        self.proc = proc
+        self.started_at = time.monotonic()
+        self.quick_crashes = 0
+        self.restart_at: float | None = None  # set while waiting to restart
+
+    def crashed(self, now: float) -> None:
+        if now - self.started_at < STABLE_SECONDS:
+            self.quick_crashes += 1
+        else:
+            self.quick_crashes = 1
+        self.restart_at = now + restart_delay(self.quick_crashes)
+
+    def started(self, proc: multiprocessing.process.BaseProcess, now: float) -> None:
+        self.proc = proc
+        self.started_at = now
+        self.restart_at = None
+
+
+def _restart_counter():
+    """``livehub_worker_restarts_total``, kept by this (parent) process in the metrics
+    directory, where the workers' ``/metrics`` read it."""
+    from prometheus_client import Counter, values
+
+    if not values.ValueClass._multiprocess:
+        # prometheus_client chose its value class when first imported, before the
+        # directory was set: choose again (this process has created no metric yet).
+        values.ValueClass = values.get_value_class()
+    return Counter(
+        "livehub_worker_restarts",
+        "Worker processes restarted by `livehub serve` after exiting unexpectedly",
+        registry=None,
+    )
+
+
+def _forget_worker(pid: int) -> None:
+    """Drop a dead worker's live gauges (its counters and histograms stay counted)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)
 
 
 def worker_count(configured: int) -> int:

@@ -70,3 +70,11 @@ def test_resume_at_or_after_the_head_gets_nothing_before_live():
     assert plan_resume(50, 10, 50, ring) == ResumePlan([], None)
     assert plan_resume(70, 10, 50, ring) == ResumePlan([], None)  # saw more on another node
     assert plan_resume(0, 10, 0, Ring(10)) == ResumePlan([], None)
+
+
+def test_a_resume_past_the_head_continues_from_the_head():
+    from livehub.recovery import resume_position
+
+    assert resume_position(10, 3) == 3  # after a restore: the next comment is seq 4
+    assert resume_position(3, 3) == 3
+    assert resume_position(2, 7) == 2

@@ -88,6 +88,7 @@ def test_message_limit_counts_characters_not_bytes_after_trimming():
         (b"", "invalid_json"),
         (b"{message: 1}", "invalid_json"),
         (b'{"message": "x"', "invalid_json"),
+        (b'{"message": "x", "n": ' + b"1" * 5000 + b"}", "invalid_json"),
         (b"[" * 100_000, "invalid_json"),
         (b'["message"]', "invalid_json"),
         (b'"message"', "invalid_json"),

@@ -9,7 +9,7 @@ from typing import NoReturn
 
 import trio
 
-from ..errors import StoreUnavailable
+from ..errors import LivehubError, StoreUnavailable
 from ..model import Comment
 from .messages import Committed, Message, Post, Reply
 
@@ -27,7 +27,8 @@ async def serve_batcher(
     node's notifier.
 
     Error handling: a store failure fails that batch's posts (503) and goes on; a
-    post cancelled by its client after the insert started still gets stored.
+    post the store refuses (422) fails alone; a post cancelled by its client after
+    the insert started still gets stored.
     """
     while True:
         batch = [await posts.receive()]
@@ -41,10 +42,10 @@ async def serve_batcher(
         write = submit(video_id, drafts) if submit is not None else None
         try:
             if write is not None:
-                comments = await write.wait()
+                results = await write.wait()
             else:
-                comments = await store.insert(video_id, drafts)
-        except StoreUnavailable as exc:
+                results = await store.insert(video_id, drafts)
+        except LivehubError as exc:  # unmerged: StoreUnavailable, Unstorable
             for post in batch:
                 post.reply.fail(exc)
             continue
@@ -60,22 +61,35 @@ async def serve_batcher(
                 for post in batch:
                     post.reply.fail(StoreUnavailable("the write was interrupted; retry"))
             raise
-        for post, comment in zip(batch, comments, strict=True):
-            post.reply.set(comment)  # answer first: these are committed, whatever follows
-        committed(video_id, comments)
-        await inbox.send(Committed(comments))
+        comments = _answer(batch, results)  # first: these are committed, whatever follows
+        if comments:
+            committed(video_id, comments)
+            await inbox.send(Committed(comments))
+
+
+def _answer(batch: list[Post], results: list) -> list[Comment]:
+    """Answer each post with its result; returns the stored comments, in seq order."""
+    comments = []
+    for post, result in zip(batch, results, strict=True):
+        if isinstance(result, LivehubError):
+            post.reply.fail(result)
+        else:
+            post.reply.set(result)
+            comments.append(result)
+    return comments
 
 
 def _answer_late(video_id: str, batch: list[Post], committed, inbox, write: Reply) -> None:
     """The end of a merged write whose batcher was cancelled meanwhile."""
-    comments = write.value_nowait()
-    if comments is None:
+    results = write.value_nowait()
+    if results is None:
         error = write.error
         for post in batch:
             post.reply.fail(error if isinstance(error, StoreUnavailable) else _interrupted())
         return
-    for post, comment in zip(batch, comments, strict=True):
-        post.reply.set(comment)
+    comments = _answer(batch, results)
+    if not comments:
+        return
     committed(video_id, comments)  # other nodes' wake-up
     try:
         inbox.send_nowait(Committed(comments))  # the restarted actor, if it is there

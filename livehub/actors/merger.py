@@ -6,6 +6,11 @@ videos nearly every post would be a transaction of its own, and the cost per
 transaction (a round trip through the trio-asyncio bridge, asyncpg, a commit) would
 dominate. The merger takes every batch queued while its transactions are in flight
 and stores them in the next one (``PgCommentStore.insert_many``).
+
+One bad row never fails the others: a draft the store cannot take is refused
+(:class:`Unstorable`, 422) before the insert, and when Postgres refuses a merged
+insert's data anyway, the rows are split in halves and retried until the offending
+ones are found (a few extra transactions, only then); every other post is stored once.
 """
 
 from __future__ import annotations
@@ -16,9 +21,13 @@ from typing import NoReturn
 
 import trio
 
-from ..errors import StoreUnavailable
+from ..errors import LivehubError, StoreUnavailable, Unstorable
 from ..model import Comment, Draft
+from ..store import check_storable
 from .messages import Reply
+
+Result = Comment | LivehubError  # one draft's outcome
+Row = tuple[int, int]  # (index of the batch in the transaction, index of the draft)
 
 log = logging.getLogger("livehub.merger")
 
@@ -31,25 +40,27 @@ class InsertMerger:
 
     def __init__(self, store) -> None:
         self._store = store
-        self._queue: list[tuple[str, Sequence[Draft], Reply[list[Comment]]]] = []
+        self._queue: list[tuple[str, Sequence[Draft], Reply[list[Result]]]] = []
         self._wakeup = trio.Event()
         self._in_flight = 0
         self.transactions = 0
 
-    def submit(self, video_id: str, drafts: Sequence[Draft]) -> Reply[list[Comment]]:
+    def submit(self, video_id: str, drafts: Sequence[Draft]) -> Reply[list[Result]]:
         """Queue ``drafts`` (one video's batch) for the next merged transaction.
 
-        The reply gets the stored comments (with their seqs), or StoreUnavailable
-        when that transaction failed and nothing was stored. The write goes on even
-        if the submitter goes away (its actor crashed): the reply still comes.
+        The reply gets one result per draft, in order: the stored comment (with its
+        seq), or the error that draft's post gets (:class:`Unstorable`: this draft
+        cannot be stored; :class:`StoreUnavailable`: it was not stored, retry). The
+        write goes on even if the submitter goes away (its actor crashed): the reply
+        still comes.
         """
-        reply: Reply[list[Comment]] = Reply()
+        reply: Reply[list[Result]] = Reply()
         self._queue.append((video_id, drafts, reply))
         self._wakeup.set()
         return reply
 
-    async def insert(self, video_id: str, drafts: Sequence[Draft]) -> list[Comment]:
-        """``submit`` and wait: the store's ``insert``, merged."""
+    async def insert(self, video_id: str, drafts: Sequence[Draft]) -> list[Result]:
+        """``submit`` and wait."""
         return await self.submit(video_id, drafts).wait()
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> NoReturn:
@@ -74,25 +85,62 @@ class InsertMerger:
                 nursery.start_soon(self._write, batch)
 
     async def _write(self, batch: list[tuple[str, Sequence[Draft], Reply]]) -> None:
+        results: list[list[Result | None]] = [[None] * len(d) for _, d, _ in batch]
         try:
-            stored = await self._store.insert_many([(v, d) for v, d, _ in batch])
-        except StoreUnavailable as exc:
-            for _, _, reply in batch:
-                reply.fail(exc)
-        except Exception:
-            # A Postgres error other than "unavailable" (read-only standby, disk full,
-            # a timeout): these posts fail with 503; the node and its viewers go on.
-            log.exception("merged insert failed")
-            for _, _, reply in batch:
-                reply.fail(StoreUnavailable("the write failed; retry"))
-        except BaseException:
-            for _, _, reply in batch:
-                reply.fail(StoreUnavailable("the write was interrupted; retry"))
-            raise
-        else:
-            self.transactions += 1
-            for video_id, _, reply in batch:
-                reply.set(stored[video_id])
+            rows = []
+            for b, (video_id, drafts, _) in enumerate(batch):
+                for i, draft in enumerate(drafts):
+                    try:
+                        check_storable(video_id, draft)
+                    except Unstorable as exc:
+                        results[b][i] = exc
+                        continue
+                    rows.append((b, i))
+            await self._insert(batch, rows, results)
         finally:
+            # Whatever happened (even a cancellation), every post gets an answer.
+            interrupted = StoreUnavailable("the write was interrupted; retry")
+            for (_, _, reply), outcome in zip(batch, results, strict=True):
+                reply.set([interrupted if r is None else r for r in outcome])
             self._in_flight -= 1
             self._wakeup.set()
+
+    async def _insert(self, batch, rows: list[Row], results: list[list[Result | None]]) -> None:
+        """Store ``rows`` in one transaction; if Postgres refuses their data, store
+        each half alone (recursively), so only the offending rows are refused."""
+        if not rows:
+            return
+        by_video: dict[int, list[int]] = {}
+        for b, i in rows:
+            by_video.setdefault(b, []).append(i)
+        parts = [(batch[b][0], [batch[b][1][i] for i in idx]) for b, idx in by_video.items()]
+        try:
+            stored = await self._store.insert_many(parts)
+        except Unstorable as exc:
+            if len(rows) == 1:
+                b, i = rows[0]
+                log.warning("video %s: a comment was refused: %s", batch[b][0], exc.message)
+                results[b][i] = exc
+                return
+            half = len(rows) // 2  # in order: a video's first half gets its seqs first
+            await self._insert(batch, rows[:half], results)
+            await self._insert(batch, rows[half:], results)
+            return
+        except StoreUnavailable as exc:
+            self._fail(rows, results, exc)
+            return
+        except Exception:
+            # A Postgres error other than "unavailable" or "bad data" (read-only
+            # standby, disk full): these posts fail with 503; the node goes on.
+            log.exception("merged insert failed")
+            self._fail(rows, results, StoreUnavailable("the write failed; retry"))
+            return
+        self.transactions += 1
+        for b, idx in by_video.items():
+            for i, comment in zip(idx, stored[batch[b][0]], strict=True):
+                results[b][i] = comment
+
+    @staticmethod
+    def _fail(rows: list[Row], results: list[list[Result | None]], error: LivehubError) -> None:
+        for b, i in rows:
+            results[b][i] = error

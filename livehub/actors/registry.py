@@ -267,7 +267,13 @@ class Registry:
         try:
             handle.inbox_send.send_nowait(msg)
         except trio.WouldBlock:
-            if handle.actor is not None and not isinstance(msg, Unsubscribe):
+            if handle.actor is None:
+                return
+            if isinstance(msg, Unsubscribe):
+                # A mass disconnect overflows the inbox: the actor sweeps out every
+                # cancelled subscription after its next message instead.
+                handle.actor.request_prune_nowait()
+            else:
                 handle.actor.request_resync_nowait()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass

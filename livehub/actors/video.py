@@ -92,6 +92,7 @@ class VideoActor:
         self._gap_reads = 0
         self._direct_writes = 0
         self._needs_resync = False
+        self._needs_prune = False  # an Unsubscribe was dropped (inbox full)
         self._viewers_sent: int | None = None  # the viewer count the subscribers last got
         self._next_extras = 0.0  # next look at pings and the viewer count
 
@@ -157,6 +158,9 @@ class VideoActor:
             if msg is not None:
                 self._last_activity = now
                 await self._handle(msg)
+                if self._needs_prune:
+                    self._needs_prune = False
+                    self._prune_cancelled()
                 if self._needs_resync:
                     self._needs_resync = False
                     await self._advance_from_store(None)
@@ -296,6 +300,10 @@ class VideoActor:
     def _broadcast_control(self, data: bytes) -> None:
         for sub in self._subs:
             sub.offer_control_nowait(data)
+
+    def request_prune_nowait(self) -> None:
+        """An Unsubscribe was dropped (inbox full): sweep after the next message."""
+        self._needs_prune = True
 
     def request_resync_nowait(self) -> None:
         """A wake-up for this video was dropped (inbox full): resync after the next message."""

@@ -38,6 +38,8 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     app.config["MAX_CONTENT_LENGTH"] = None  # we enforce max_body_bytes ourselves (413 JSON)
     app.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = 5  # non-None: after_serving may await
     app.config["RESPONSE_TIMEOUT"] = 30
+    # "/comments//stream" is a bad path, not a 308 redirect (HTML) to another one.
+    app.url_map.merge_slashes = False
     app.settings = settings
     app.service = None
     app.listeners_tuned = False

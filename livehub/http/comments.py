@@ -9,6 +9,7 @@ from quart import Blueprint, Response, current_app, request
 
 from .. import validate
 from ..errors import RateLimited
+from .errors import error_response
 
 bp = Blueprint("comments", __name__)
 
@@ -36,6 +37,17 @@ def check_limits(svc, user_id: str, video_id: str) -> None:
     else:
         message = "too many posts: slow down"
     raise RateLimited(message, refusal.retry_after_seconds)
+
+
+@bp.post("/comments/<video_id>")
+@bp.get("/comments/<video_id>/stream")
+async def hot_route_before_start(video_id: str) -> Response:
+    """Posting and the SSE stream are raw ASGI handlers (``front.py``) once the service
+    runs; registered here too so that Quart's routing knows them (a wrong method gets
+    405 with the right ``Allow``) and a request before startup gets a clear 503."""
+    return error_response(
+        503, "starting", "this node is starting; retry", headers={"Retry-After": "1"}
+    )
 
 
 @bp.get("/comments/<video_id>")

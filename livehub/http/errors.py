@@ -6,7 +6,7 @@ import json
 import math
 
 from quart import Response
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from .. import errors as e
 
@@ -67,7 +67,10 @@ def from_domain(error: e.LivehubError) -> Response:
 
 def from_http(error: HTTPException) -> Response:
     code = (error.name or "error").lower().replace(" ", "_")
-    return error_response(error.code or 500, code, error.description or error.name)
+    headers = {}
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        headers["Allow"] = ", ".join(sorted(error.valid_methods))  # RFC 9110: a 405 says
+    return error_response(error.code or 500, code, error.description or error.name, headers)
 
 
 def install(app) -> None:

@@ -15,6 +15,13 @@ Three things reach past Hypercorn's public API, all here:
    send lock says when Hypercorn is sending.
 3. The lean server hands WebSocket upgrades to Hypercorn's ``TCPServer``
    (:func:`websocket_handoff`), which speaks WebSocket through wsproto.
+4. A WebSocket frame wsproto cannot parse closes with its close code. wsproto reports
+   a text frame holding invalid UTF-8 (1007), or a protocol error (1002), as a
+   ``CloseConnection`` event while the connection is still open; Hypercorn 0.18's
+   ``WSStream._handle_events`` sends a close frame only in answer to the client's own
+   close, so it dropped the TCP connection without one (RFC 6455 7.1.7 wants the close
+   frame with the code). :func:`_handle_events` is Hypercorn's, plus that case; it is
+   installed only on the Hypercorn versions it was checked against (a warning else).
 
 If Hypercorn's internals move, :func:`probe` says which of these are off, and each
 falls back to the ordinary path (the fix aside, which then cannot be applied).
@@ -22,10 +29,14 @@ falls back to the ordinary path (the fix aside, which then cannot be applied).
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 from dataclasses import dataclass
 
 import trio
+from hypercorn.protocol import ws_stream
+from wsproto.connection import ConnectionState
+from wsproto.events import CloseConnection, Message, Ping
 
 log = logging.getLogger("livehub.hypercorn")
 
@@ -38,11 +49,15 @@ except ImportError:  # pragma: no cover
     H11Protocol = HTTPStream = TCPServer = WorkerContext = None  # type: ignore[assignment]
 
 
+WS_FIX_VERSIONS = ("0.18.0",)  # the Hypercorn releases the WebSocket fix was checked on
+
+
 @dataclass(frozen=True)
 class Probe:
     close_fix: bool  # TCPServer's send/close race is fixed
     direct_writes: bool  # direct SSE writes under Hypercorn's trio worker
     websocket_handoff: bool  # the lean server can hand WebSocket upgrades to Hypercorn
+    websocket_close_codes: bool  # unparseable frames close with wsproto's code
 
 
 _installed = False
@@ -60,6 +75,7 @@ def probe() -> Probe:
             close_fix=tcp_ok,
             direct_writes=tcp_ok and H11Protocol is not None and HTTPStream is not None,
             websocket_handoff=tcp_ok and WorkerContext is not None,
+            websocket_close_codes=importlib.metadata.version("hypercorn") in WS_FIX_VERSIONS,
         )
     return _probe
 
@@ -68,21 +84,48 @@ def install() -> Probe:
     """Apply the TCPServer fix (once per process) and log what is on."""
     global _installed
     found = probe()
-    if found.close_fix and not _installed:
+    if _installed:
+        return found
+    _installed = True
+    if found.close_fix:
         TCPServer.protocol_send = _protocol_send
         TCPServer._close = _close
-        _installed = True
-        log.info(
-            "hypercorn internals",
-            extra={
-                "close_fix": found.close_fix,
-                "direct_writes": found.direct_writes,
-                "websocket_handoff": found.websocket_handoff,
-            },
-        )
-    elif not found.close_fix:
-        log.warning("hypercorn internals moved: the close fix and direct writes are off")
+    if found.websocket_close_codes:
+        ws_stream.WSStream._handle_events = _handle_events
+    level = logging.INFO if all(vars(found).values()) else logging.WARNING
+    log.log(
+        level,
+        "hypercorn internals",
+        extra={"hypercorn": importlib.metadata.version("hypercorn"), **vars(found)},
+    )
     return found
+
+
+async def _handle_events(self: ws_stream.WSStream) -> None:
+    for event in self.connection.events():
+        if isinstance(event, Message):
+            try:
+                self.buffer.extend(event)
+            except ws_stream.FrameTooLargeError:
+                await self._send_wsproto_event(
+                    CloseConnection(code=ws_stream.CloseReason.MESSAGE_TOO_BIG)
+                )
+                break
+
+            if event.message_finished:
+                await self.app_put(self.buffer.to_message())
+                self.buffer.clear()
+        elif isinstance(event, Ping):
+            await self._send_wsproto_event(event.response())
+        elif isinstance(event, CloseConnection):
+            if self.connection.state == ConnectionState.REMOTE_CLOSING:
+                await self._send_wsproto_event(event.response())
+            elif self.connection.state == ConnectionState.OPEN:
+                # The fix: a frame wsproto could not parse. Close with its code.
+                await self._send_wsproto_event(
+                    CloseConnection(code=event.code, reason=event.reason)
+                )
+            await self.send(ws_stream.StreamClosed(stream_id=self.stream_id))
 
 
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import trio
 
+from .. import clientaddr
 from ..actors.subscriber import Frame
 from ..feed import Feed
 
@@ -28,12 +29,13 @@ class Due:
 
 
 class ViewerSession:
-    def __init__(self, svc, video_id: str, client: str | None = None) -> None:
+    def __init__(self, svc, video_id: str, scope: dict) -> None:
         self._svc = svc
         self._settings = svc.settings
         self.gate = svc.gate
         self.video_id = video_id
-        self._client = client
+        # The client whose streams count against LIVEHUB_MAX_STREAMS_PER_CLIENT.
+        self._client = clientaddr.from_scope(scope, svc.settings.trusted_proxies)
         self.feed = Feed(svc.registry, svc.store, video_id, svc.metrics.catchups_inc)
         self._slot = None
         self._counted = False  # in the streams gauge
@@ -46,10 +48,11 @@ class ViewerSession:
         """Take a stream slot and subscribe (resuming after ``after``).
 
         Raises:
-            Overloaded, ShuttingDown: no slot (503); StoreUnavailable: the video's
+            Overloaded, ShuttingDown: no slot (503); TooManyStreams: this client is
+                at its cap (429); StoreUnavailable: the video's
                 actor could not start. Nothing is held when it raises.
         """
-        self._slot = self.gate.open_stream(self.video_id)
+        self._slot = self.gate.open_stream(self.video_id, self._client)
         try:
             await self.feed.start(after, min(backlog, self._settings.backlog_max))
         except BaseException:

@@ -54,7 +54,7 @@ async def stream(app, scope: dict, receive, send, raw_video_id: str) -> None:
         args = _query(req)
         after = validate.last_event_id(req.header(b"last-event-id"), args.get("last_event_id"))
         backlog = validate.non_negative_int("backlog", args.get("backlog")) or 0
-        session = ViewerSession(svc, video_id)
+        session = ViewerSession(svc, video_id, scope)
         await session.open(after, backlog)  # full or draining: 503 with Retry-After
     except LivehubError as exc:
         status, extra, body = error_headers(exc)

@@ -54,7 +54,7 @@ async def comments_ws(video_id: str) -> None:
     token = _connect_token()
     if token is not None:
         await svc.tokens.verify(token)  # refuse the handshake with a 401
-    session = ViewerSession(svc, video_id)
+    session = ViewerSession(svc, video_id, websocket.scope)
     try:
         await session.open(after, backlog)  # full or draining: 503 at the handshake
         await websocket.accept()

@@ -43,6 +43,10 @@ class PostLog:
         self.late_us = array("q")  # open loop: how late each post went out
         self.status = Counter()  # HTTP status -> count
         self.failed = 0  # no HTTP answer: connection error or timeout
+        # those posts: sent, never answered (a server process killed, a cut connection),
+        # so, like the cut ones below, maybe stored and delivered
+        self.unanswered_video = array("l")
+        self.unanswered_key = array("q")
         # posts still in flight when the posting phase's bound cut them: the server may
         # or may not have stored (and delivered) them, so the audit neither requires
         # nor forbids their messages
@@ -56,8 +60,13 @@ class PostLog:
         return len(self.key)
 
     def cut_by_video(self) -> dict[int, list[int]]:
+        """Posts whose fate the poster does not know, per video: cut in flight by the
+        run's bound, or sent and never answered. The audit neither requires nor
+        forbids them."""
         out: dict[int, list[int]] = {}
         for video, key in zip(self.cut_video, self.cut_key, strict=True):
+            out.setdefault(video, []).append(key)
+        for video, key in zip(self.unanswered_video, self.unanswered_key, strict=True):
             out.setdefault(video, []).append(key)
         return out
 
@@ -113,6 +122,8 @@ async def run_poster(cfg: LoadConfig, poster: int, start: float, stop: float, lo
                 status, reply = await client.request(raw)
             except (OSError, PeerClosed, HttpProtocolError, trio.TooSlowError) as exc:
                 log.failed += 1
+                log.unanswered_video.append(video)
+                log.unanswered_key.append(pack_key(poster, i - 1))
                 if len(log.errors) < 10:
                     log.errors.append(repr(exc))
                 continue

@@ -11,6 +11,7 @@ from livehub.loadtest.stats import summarize_us
 
 BUSY_CORE_FRACTION = 0.85  # a load-test process above this share of a core is the bottleneck
 LATE_WARN_MS = 100  # open-loop posts later than this mean the offered rate was not kept
+RATE_LIMITED_WARN_FRACTION = 0.05  # 429s past this share of posts: not the load asked for
 AUDIT_KEYS = ("missing", "duplicates", "unexpected", "order_regressions", "seq_gaps")
 
 
@@ -283,6 +284,15 @@ def format_table(rep: dict) -> str:
             f"WARNING: open-loop schedule slipped (lateness p99 {late:.0f} ms): the "
             "offered rate was not kept; raise --posters"
         )
+    if any("status 429" in e for v in rep.get("failed_viewers", ()) for e in v["errors"]):
+        lines.append(
+            "WARNING: viewers were refused with 429 (too_many_streams): every load-test"
+            " viewer comes from one address; start the server with"
+            " LIVEHUB_MAX_STREAMS_PER_CLIENT=0"
+        )
+    limited = rate_limited_warning(posts)
+    if limited:
+        lines.append(limited)
     if posts["accepted"] == 0:
         lines.append("WARNING: no post was accepted: nothing was measured")
     elif posts["rejected_4xx"] or posts["rejected_5xx"] or posts["failed"]:
@@ -290,5 +300,26 @@ def format_table(rep: dict) -> str:
             f"WARNING: posts not accepted: {posts['by_status']} failed "
             f"{posts['failed']}; e.g. {posts['errors'][:2]}"
         )
-    lines.append("RESULT: " + ("PASS" if rep["ok"] else "FAIL (see audit)"))
+    if not rep["ok"]:
+        lines.append("RESULT: FAIL (see audit)")
+    elif limited:
+        lines.append("RESULT: PASS (audit clean), but rate limited: see the WARNING above")
+    else:
+        lines.append("RESULT: PASS")
     return "\n".join(lines)
+
+
+def rate_limited_warning(posts: dict) -> str | None:
+    """A warning when many posts got 429: the server's per-user posting limit, not the
+    offered load, set what was measured (each poster is one user)."""
+    limited = posts["by_status"].get("429", 0)
+    attempted = posts["attempted"] or 1
+    if limited / attempted < RATE_LIMITED_WARN_FRACTION:
+        return None
+    return (
+        f"WARNING: {limited} of {attempted} posts ({limited / attempted:.0%}) got 429"
+        " rate_limited: the server's per-user limit throttled the load, so this is not"
+        " a measurement of the offered rate. Start the server with a higher limit, e.g."
+        " LIVEHUB_POST_RATE_PER_SECOND=100000 LIVEHUB_POST_BURST=100000 (defaults 5/s,"
+        " burst 10), or use more --posters (one user each)"
+    )

@@ -154,6 +154,8 @@ class LivehubNode:
             LIVEHUB_DATABASE_URL=self.dsn,
             LIVEHUB_JWT_SECRET=self.jwt_secret,
             PYTHONUNBUFFERED="1",
+            # Every load-test viewer comes from 127.0.0.1: one client, thousands of streams.
+            LIVEHUB_MAX_STREAMS_PER_CLIENT="0",
         )
         env.update(self.env)
         if self.log_path is None:

@@ -113,6 +113,9 @@ BAD_BODIES = [
     (b'{"message": "\\ud800"}', 422, "message_invalid"),
     (('{"message": "' + "x" * 2001 + '"}').encode(), 422, "message_too_long"),
     (b"", 400, "invalid_json"),
+    # Python refuses integers past 4,300 digits with a ValueError (issue 12: a 500)
+    (b'{"message": "hi", "n": ' + b"7" * 5000 + b"}", 400, "invalid_json"),
+    (b"9" * 5000, 400, "invalid_json"),
 ]
 
 
@@ -182,3 +185,21 @@ async def test_unknown_route_and_method_get_json_errors(client):
     r = await client.delete("/comments/v")
     assert r.status_code == 405
     assert "error" in r.json()
+    assert set(r.headers["Allow"].split(", ")) >= {"GET", "POST"}  # what would work
+    r = await client.post("/comments/v/stream", json={"message": "x"}, headers=auth())
+    assert r.status_code == 405
+    assert "GET" in r.headers["Allow"].split(", ")
+
+
+async def test_double_slash_paths_get_json_errors_not_redirects(client):
+    for method, path in [
+        ("POST", "/comments//stream"),
+        ("GET", "/comments//stream"),
+        ("POST", "//comments/v"),
+        ("GET", "/comments/v//stream"),
+    ]:
+        r = await client.request(method, path, json={"message": "x"}, headers=auth())
+        assert r.status_code in (400, 404, 405), (method, path, r.status_code)
+        assert r.headers["content-type"] == "application/json", (method, path)
+        assert r.json()["error"]["code"], (method, path)
+    assert (await client.get("/comments/v")).json()["comments"] == []

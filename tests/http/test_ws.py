@@ -148,6 +148,7 @@ BAD_MESSAGES = [
     ('{"type": "post", "message": 5}', 422, "message_not_string"),
     (json.dumps({"type": "post", "message": "x" * 2001}), 422, "message_too_long"),
     (json.dumps({"type": "post", "message": "x" * 17000}), 413, "payload_too_large"),
+    ('{"type": "post", "message": "hi", "n": ' + "7" * 5000 + "}", 400, "invalid_json"),
 ]
 
 
@@ -236,3 +237,44 @@ async def test_slow_ws_viewer_catches_up_from_the_store_and_misses_nothing(setti
         samples = server.service.metrics.registry
         lagged = samples.get_sample_value("livehub_viewer_catchups_total", {"reason": "lagged"})
         assert lagged and lagged >= 1  # the slow path really ran
+
+
+def masked_frame(opcode: int, payload: bytes) -> bytes:
+    """One client frame (FIN set, masked, payload < 126 bytes), as RFC 6455 5.2 says."""
+    mask = b"\x01\x02\x03\x04"
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + body
+
+
+async def test_a_text_frame_with_invalid_utf8_is_closed_with_1007(server):
+    host, port = server.url.removeprefix("http://").split(":")
+    with trio.fail_after(10):
+        stream = await trio.open_tcp_stream(host, int(port))
+        async with stream:
+            await stream.send_all(
+                b"GET /comments/utf/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                b"Sec-WebSocket-Version: 13\r\n\r\n"
+            )
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += await stream.receive_some(4096)
+            assert data.startswith(b"HTTP/1.1 101"), data
+            data = data.split(b"\r\n\r\n", 1)[1]
+            await stream.send_all(masked_frame(0x1, b"bad \xc3\x28 utf-8"))
+            while True:  # server frames (viewers, maybe a ping) until the close frame
+                chunk = await stream.receive_some(4096)
+                assert chunk or data, "TCP closed without a close frame"
+                data += chunk
+                frames = []
+                while len(data) >= 2 and len(data) >= 2 + (data[1] & 0x7F):
+                    n = data[1] & 0x7F
+                    assert n < 126
+                    frames.append((data[0] & 0x0F, data[2 : 2 + n]))
+                    data = data[2 + n :]
+                close = [payload for opcode, payload in frames if opcode == 0x8]
+                if close:
+                    assert int.from_bytes(close[0][:2], "big") == 1007
+                    break
+                if not chunk:
+                    raise AssertionError("TCP closed without a close frame")

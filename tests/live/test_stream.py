@@ -7,6 +7,8 @@ import contextlib
 import pytest
 import trio
 
+from livehub.model import Draft
+
 from ..conftest import run_server
 from ..support import SSEReader, auth
 
@@ -85,14 +87,18 @@ async def test_resume_inside_the_ring_and_far_older_than_it_is_exact(small_ring,
                     posted += live
 
 
-async def test_resume_ahead_of_this_node_skips_what_the_viewer_has(client):
+async def test_resume_ahead_of_this_node_skips_what_the_viewer_has(server, client):
+    """The viewer saw seqs 4 and 5 on another node; this node has not delivered them
+    yet (no wake-up heard): it skips them, but not what comes after."""
     posted = await post_many(client, "v", 3)
+    elsewhere = await server.service.store.insert("v", [Draft("bob", "x"), Draft("bob", "y")])
+    assert [c.seq for c in elsewhere] == [4, 5]
     with trio.fail_after(20):
         async with open_stream(client, "v", {"last_event_id": 5}) as (_, reader):
-            more = await post_many(client, "v", 4, prefix="x")  # seqs 4..7
+            more = await post_many(client, "v", 2, prefix="x")  # seqs 6, 7
             got = await reader.comments(2)
             assert [c["seq"] for c in got] == [6, 7]
-            assert got == more[2:]
+            assert got == more
     assert len(posted) == 3
 
 
@@ -125,3 +131,18 @@ async def test_bad_resume_positions_are_400(client, headers, params):
 async def test_bad_video_id_on_stream_is_400(client):
     r = await client.get("/comments/bad.id/stream")
     assert r.status_code == 400
+
+
+async def test_a_last_event_id_past_the_newest_seq_resumes_from_the_head(server, client):
+    """After a database restore viewers hold seqs the database no longer has; the
+    comments stored next reuse those seqs and must reach them (issue 12)."""
+    await post_many(client, "restored", 3)
+    with trio.fail_after(20):
+        for headers, params in (({"Last-Event-ID": "10"}, None), ({}, {"last_event_id": "10"})):
+            async with open_stream(client, "restored", params, headers) as (response, reader):
+                assert response.status_code == 200
+                posted = await post_many(client, "restored", 2, prefix="after")
+                got = await reader.comments(2)
+                assert got == posted  # not skipped as "already seen"
+        r = await client.get("/metrics")
+    assert 'livehub_viewer_catchups_total{reason="past_head"} 2.0' in r.text

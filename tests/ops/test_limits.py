@@ -100,3 +100,51 @@ async def test_stream_cap_refuses_the_next_viewer_with_503_and_frees_slots(setti
                     assert s3.status_code == 200
             metrics = (await c.get("/metrics")).text
     assert 'livehub_requests_refused_total{reason="full"} 2.0' in metrics
+
+
+async def test_one_client_over_its_stream_cap_gets_429_and_others_do_not(settings):
+    """One client may not take every stream slot (issue 12); behind a trusted proxy
+    the client is the X-Forwarded-For address, and nobody else can claim one."""
+    capped = settings.replace(max_streams_per_client=2, trusted_proxies="127.0.0.1/32")
+    async with run_server(capped) as server, server.client() as c:
+        ws_url = server.url.replace("http://", "ws://") + "/comments/c/ws"
+        with trio.fail_after(15):
+            async with (
+                c.stream("GET", "/comments/a/stream") as s1,
+                c.stream("GET", "/comments/b/stream") as s2,
+            ):
+                assert (s1.status_code, s2.status_code) == (200, 200)
+                r = await c.get("/comments/c/stream")
+                assert r.status_code == 429
+                assert r.json()["error"]["code"] == "too_many_streams"
+                assert r.headers["Retry-After"] == "2"
+                with pytest.raises(ConnectionRejected) as rejected:
+                    async with open_websocket_url(ws_url):
+                        pass
+                assert rejected.value.status_code == 429
+                # another client behind the (trusted) proxy still gets its streams
+                other = {"X-Forwarded-For": "203.0.113.9"}
+                async with (
+                    c.stream("GET", "/comments/a/stream", headers=other) as s3,
+                    c.stream("GET", "/comments/a/stream", headers=other) as s4,
+                ):
+                    assert (s3.status_code, s4.status_code) == (200, 200)
+                    assert (await c.get("/comments/a/stream", headers=other)).status_code == 429
+            # the first client's streams closed: its slots are free again
+            while server.service.gate.statistics().streams:  # noqa: ASYNC110
+                await trio.sleep(0.01)  # a statistics() snapshot has no event
+            async with c.stream("GET", "/comments/c/stream") as s5:
+                assert s5.status_code == 200
+        metrics = (await c.get("/metrics")).text
+    assert 'livehub_requests_refused_total{reason="client"} 3.0' in metrics
+
+
+async def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(settings):
+    async with run_server(settings.replace(max_streams_per_client=1)) as server:
+        async with server.client() as c:
+            with trio.fail_after(15):
+                async with c.stream("GET", "/comments/a/stream") as s1:
+                    assert s1.status_code == 200
+                    spoofed = {"X-Forwarded-For": "203.0.113.77"}
+                    r = await c.get("/comments/a/stream", headers=spoofed)
+                    assert r.status_code == 429

@@ -27,6 +27,7 @@ async def get_metrics(c: httpx.AsyncClient) -> dict[str, float]:
     r = await c.get("/metrics")
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain")
+    assert "_created" not in r.text  # no clutter (issue 12)
     return scrape(r.text)
 
 

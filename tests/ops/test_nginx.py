@@ -231,3 +231,49 @@ async def test_request_ids_and_websockets_pass_through(cluster_behind_nginx):
                 if message["type"] == "comment":
                     break
     assert message["comment"]["message"] == "to-ws"
+
+
+async def open_sse(port: int, video: str) -> tuple[trio.SocketStream, bytes]:
+    """A raw SSE request through nginx; returns the stream and the response head."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(f"GET /comments/{video}/stream HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = await stream.receive_some(4096)
+        assert chunk, head
+        head += chunk
+    return stream, head
+
+
+async def test_the_edge_limits_answer_429_as_json(cluster_behind_nginx):
+    """deploy/nginx.conf's limit_conn: one address holds at most 100 streams through
+    nginx; the next one gets nginx's own 429, in livehub's JSON shape, before it
+    reaches a node; a closed stream frees its place."""
+    proxy, _ = cluster_behind_nginx
+    streams: list[trio.SocketStream] = []
+    try:
+        with trio.fail_after(60):
+            for _ in range(100):
+                stream, head = await open_sse(proxy.port, "crowd")
+                streams.append(stream)
+                assert head.startswith(b"HTTP/1.1 200"), head
+            stream, head = await open_sse(proxy.port, "crowd")
+            async with stream:
+                assert head.startswith(b"HTTP/1.1 429"), head
+                assert b"Retry-After: 1" in head
+                body = head.split(b"\r\n\r\n", 1)[1]
+                while b"}}" not in body:
+                    body += await stream.receive_some(4096)
+                assert json.loads(body)["error"]["code"] == "too_many_requests"
+            await streams.pop().aclose()
+            while True:  # once nginx has seen that connection close, a place is free
+                stream, head = await open_sse(proxy.port, "crowd")
+                if not head.startswith(b"HTTP/1.1 429"):
+                    break
+                await stream.aclose()
+                await trio.sleep(0.05)  # another process: no event to wait on
+            streams.append(stream)
+            assert head.startswith(b"HTTP/1.1 200"), head
+    finally:
+        for stream in streams:
+            await stream.aclose()
