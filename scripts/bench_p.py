@@ -11,8 +11,8 @@ one after another, each started and stopped by PID here:
   livehub         `livehub serve --workers 1` (lean layer), a throwaway durable Postgres
   livehub-hc      the same with LIVEHUB_SERVER=hypercorn (Hypercorn's trio worker)
 
-livehub is measured posting to 200 videos (c) and to one video (c1); the peers answer
-any path. Each row: requests/s, non-2xx responses, and the server's CPU (its process
+livehub is measured posting to 200 videos (c) and to one video (c1), after a 3-second
+warm-up run (the first post to a video starts its actor); the peers answer any path. Each row: requests/s, non-2xx responses, and the server's CPU (its process
 tree; Postgres apart) per request. The headline is each rate divided by the floor's,
 from this run. Writes DIR/p.json.
 """
@@ -161,7 +161,11 @@ def main() -> int:
             with livehub_stack(1, 1, env) as (_, nodes):
                 node = nodes[0]
                 token = mint("bench", node.jwt_secret, 3600)
-                row = run_wrk(node.url, wrk_script(token, videos), d, c, [node.pid])
+                script = wrk_script(token, videos)
+                # Warm up first: the first post to each video starts its actor (a store
+                # read and a LISTEN), which is not what a post costs.
+                run_wrk(node.url, script, 3, c, [node.pid])
+                row = run_wrk(node.url, script, d, c, [node.pid])
                 rows[f"{name}-{label}"] = row
             print(f"{name}-{label}", row, flush=True)
     floor = rows["floor"]["requests_per_s"]
