@@ -17,7 +17,9 @@ from .errors import StoreUnavailable
 from .gate import Gate
 from .metrics import Metrics
 from .migrate import migrate
+from .modcache import ModerationCache
 from .model import Comment
+from .modstore import PgModerationStore
 from .pg import Database, open_database
 from .ratelimit import PostLimiter, SlowMode, TokenBucket, parse_per_video
 from .store import PgCommentStore
@@ -39,6 +41,8 @@ class Service:
     gate: Gate
     limiter: PostLimiter
     viewers: ViewerCounts
+    moderation: ModerationCache
+    modstore: PgModerationStore
 
     @property
     def node_id(self) -> str:
@@ -112,12 +116,33 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             settings.viewer_count_ttl_seconds,
         )
         registry.set_viewer_total(viewers.total)
+        modstore = PgModerationStore(db)
+        moderation = ModerationCache(
+            modstore,
+            settings.moderation_refresh_seconds,
+            limiter.slow.configured,
+            settings.max_message_chars,
+        )
+        limiter.slow.override = moderation.slow_mode_override
         metrics.bind(registry, bus, db, gate, viewers, settings.db_pool_max)
         async with trio.open_nursery() as nursery:
             await nursery.start(registry.run)
             await nursery.start(bus.run)
             await nursery.start(viewers.run)
-            yield Service(settings, db, store, bus, registry, metrics, gate, limiter, viewers)
+            await nursery.start(moderation.run)
+            yield Service(
+                settings,
+                db,
+                store,
+                bus,
+                registry,
+                metrics,
+                gate,
+                limiter,
+                viewers,
+                moderation,
+                modstore,
+            )
             nursery.cancel_scope.cancel()
 
 

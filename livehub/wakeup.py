@@ -1,7 +1,8 @@
 """PURE: the wake-up payloads nodes NOTIFY each other with, and their channels.
 
 A payload is JSON ``{"n": node, "w": [[video, first, last, comments|null], ...]}``;
-comments ride inline as ``[seq, user_id, message, created_at]`` while the payload
+comments ride inline as ``[seq, user_id, message, created_at]`` (moderation events as
+``[seq, kind, target, data, created_at]``, see ``model.Event``) while the payload
 stays under Postgres's 8000-byte NOTIFY limit, else only the seq range is sent and
 receivers read the comments from the store.
 """
@@ -12,7 +13,7 @@ import json
 import zlib
 from dataclasses import dataclass
 
-from .model import Comment
+from .model import Comment, Entry, Event
 
 CHANNEL_PREFIX = "livehub_"
 
@@ -27,11 +28,25 @@ class WakeUp:
     video_id: str
     first: int
     last: int
-    comments: list[Comment] | None
+    comments: list[Entry] | None
 
 
-def _item(video_id: str, comments: list[Comment], inline: bool) -> list:
-    body = [[c.seq, c.user_id, c.message, c.created_at] for c in comments] if inline else None
+def _inline(e: Entry) -> list:
+    if type(e) is Comment:
+        return [e.seq, e.user_id, e.message, e.created_at]
+    return [e.seq, e.kind, e.target, e.data, e.created_at]
+
+
+def _entry(video_id: str, item: list) -> Entry:
+    if len(item) == 5:
+        s, kind, target, data, t = item
+        return Event(video_id, s, str(kind), None if target is None else int(target), data, t)
+    s, u, m, t = item
+    return Comment(video_id, s, u, m, t)
+
+
+def _item(video_id: str, comments: list[Entry], inline: bool) -> list:
+    body = [_inline(c) for c in comments] if inline else None
     return [video_id, comments[0].seq, comments[-1].seq, body]
 
 
@@ -39,9 +54,7 @@ def _dump(obj: object) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
-def encode_wakeups(
-    node: str, batches: list[tuple[str, list[Comment]]], max_bytes: int
-) -> list[str]:
+def encode_wakeups(node: str, batches: list[tuple[str, list[Entry]]], max_bytes: int) -> list[str]:
     """Pack ``(video, comments)`` batches of one channel into as few payloads as fit."""
     payloads: list[str] = []
     items: list[str] = []
@@ -73,7 +86,7 @@ def decode_wakeups(payload: str) -> tuple[str, list[WakeUp]]:
         for video_id, first, last, body in data["w"]:
             comments = None
             if body is not None:
-                comments = [Comment(video_id, s, u, m, t) for s, u, m, t in body]
+                comments = [_entry(video_id, item) for item in body]
             wakeups.append(WakeUp(str(video_id), int(first), int(last), comments))
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"malformed wake-up payload: {exc}") from None

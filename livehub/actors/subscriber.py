@@ -14,8 +14,9 @@ from typing import Protocol
 
 import trio
 
-from ..model import Comment
+from ..model import Entry
 from ..sse import encode_comments, http_chunk
+from ..wsframes import encode_ws
 
 
 class Lagged(Exception):
@@ -27,12 +28,12 @@ class Resubscribe(Exception):
 
 
 class Frame:
-    """A contiguous run of comments delivered together; each encoding is made once
-    and shared by every subscriber."""
+    """A contiguous run of stream entries (comments and moderation events) delivered
+    together; each encoding is made once and shared by every subscriber."""
 
     __slots__ = ("_chunk", "_json", "_sse", "comments")
 
-    def __init__(self, comments: list[Comment]) -> None:
+    def __init__(self, comments: list[Entry]) -> None:
         self.comments = comments
         self._sse: bytes | None = None
         self._chunk: bytes | None = None
@@ -57,9 +58,10 @@ class Frame:
             self._chunk = http_chunk(self.sse())
         return self._chunk
 
-    def json_messages(self) -> list[str]:
+    def ws_messages(self) -> list[str]:
+        """One WebSocket text message per entry (``wsframes.encode_ws``)."""
         if self._json is None:
-            self._json = [c.to_json() for c in self.comments]
+            self._json = [encode_ws(c) for c in self.comments]
         return self._json
 
 

@@ -13,7 +13,7 @@ from .. import logs
 from ..config import Settings
 from ..service import open_service
 from ..sockets import set_user_timeout_on_listeners
-from . import comments, devtoken, errors, ops, stream, viewer, ws
+from . import comments, devtoken, errors, moderation, ops, stream, viewer, ws
 from .transport import install_raw_send_capture
 
 log = logging.getLogger("livehub.http")
@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     app.register_blueprint(viewer.bp)
     app.register_blueprint(devtoken.bp)
     app.register_blueprint(ws.bp)
+    app.register_blueprint(moderation.bp)
 
     @app.before_serving
     async def start_service() -> None:

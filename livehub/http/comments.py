@@ -75,11 +75,16 @@ async def post_comment(video_id: str) -> Response:
     body = await read_body_limited(settings.max_body_bytes)
     message = validate.comment_message(body, settings.max_message_chars)
     with svc.gate.post():  # a drain waits for this post (or refuses it: 503)
+        await svc.moderation.check_post(video_id, user_id, message)  # 403 banned/closed
         check_limits(svc, user_id, video_id)
         comment = await svc.registry.post(video_id, Draft(user_id, message))
     svc.metrics.posts.inc()
     svc.metrics.post_latency.observe(time.perf_counter() - started)
     return _json(comment.as_dict(), 201)
+
+
+def _dict_or_none(comment) -> dict | None:
+    return None if comment is None else comment.as_dict()
 
 
 @bp.get("/comments/<video_id>")
@@ -110,5 +115,6 @@ async def get_comments(video_id: str) -> Response:
             "comments": [c.as_dict() for c in comments],
             "next_cursor": next_cursor,
             "viewers": await svc.viewers.read_total(video_id),
+            "pinned": _dict_or_none(await svc.store.pinned_comment(video_id)),
         }
     )

@@ -13,6 +13,9 @@ from .. import errors as e
 STATUS: dict[type[e.LivehubError], int] = {
     e.BadRequest: 400,
     e.Unauthorized: 401,
+    e.Forbidden: 403,
+    e.NotFound: 404,
+    e.InvalidInput: 422,
     e.PayloadTooLarge: 413,
     e.UnsupportedMediaType: 415,
     e.InvalidComment: 422,

@@ -67,7 +67,7 @@ async def _events(feed: Feed, slot, svc, transport: DirectTransport | None) -> A
     metrics.connections.inc()
     try:
         extras = _Extras(svc, feed.video_id)
-        yield retry + extras.viewers()
+        yield retry + extras.viewers() + sse.pinned_snapshot(feed.pinned_at_connect)
         if transport is None:
             while True:
                 try:

@@ -28,13 +28,13 @@ from ..errors import BadRequest, LivehubError, PayloadTooLarge, StoreUnavailable
 from ..feed import Feed
 from ..gate import Draining
 from ..model import Draft
+from ..wsframes import pinned_snapshot_ws
 from .comments import check_limits
 from .errors import status_of
 
 bp = Blueprint("ws", __name__)
 
 PING = '{"type":"ping"}'
-COMMENT_PREFIX = '{"type":"comment","comment":'  # + the frame's shared comment JSON + "}"
 CLOSE_TRY_AGAIN = 1013  # RFC 6455 "Try Again Later": reconnect with last_event_id
 CLOSE_RESTART = 1012  # "Service Restart": this node shuts down; reconnect elsewhere
 
@@ -104,6 +104,8 @@ async def _write_feed(feed: Feed, out: _Outbox, svc, nursery: trio.Nursery) -> N
     settings, gate = svc.settings, svc.gate
     count = svc.viewers.total(feed.video_id)
     await out.send(_viewers_message(count))
+    for text in pinned_snapshot_ws(feed.pinned_at_connect):  # a new viewer: the pin
+        await out.send(text)
     now = trio.current_time()
     next_ping = now + settings.heartbeat_seconds
     next_count = now + settings.viewer_count_seconds
@@ -129,8 +131,8 @@ async def _write_feed(feed: Feed, out: _Outbox, svc, nursery: trio.Nursery) -> N
                 continue
             next_ping = now + settings.heartbeat_seconds
             for frame in frames:
-                for comment in frame.json_messages():
-                    await out.send(COMMENT_PREFIX + comment + "}")
+                for text in frame.ws_messages():
+                    await out.send(text)
     except StoreUnavailable as exc:
         # Cannot continue gaplessly now: say so; the client resumes by last_event_id.
         await out.send(_error_message(exc, None))
@@ -156,6 +158,7 @@ async def _read_posts(video_id: str, token: str | None, out: _Outbox) -> None:
                 raise Unauthorized("posting needs a token: connect with ?token=<JWT>")
             user_id = auth.verify(token, svc.settings.jwt_secret)  # it may have expired
             with svc.gate.post():  # a drain waits until the answer below is written
+                await svc.moderation.check_post(video_id, user_id, message)
                 check_limits(svc, user_id, video_id)
                 comment = await svc.registry.post(video_id, Draft(user_id, message))
                 svc.metrics.posts.inc()
