@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Comment:
-    """One stored comment; ``seq`` is its position in the video, 1, 2, 3, ... no holes."""
+    """One stored comment; ``seq`` is its position in the video's stream, which runs
+    1, 2, 3, ... with no holes over comments and moderation events together."""
 
     video_id: str
     seq: int

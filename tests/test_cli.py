@@ -20,7 +20,7 @@ from livehub import __main__ as cli
 from livehub import pgcluster
 from livehub.pgcluster import free_port
 
-from .support import ROOT, auth, create_database, server_env, start_process
+from .support import ROOT, SECRET, auth, create_database, server_env, start_process
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -257,3 +257,20 @@ def test_find_bindir_prefers_livehub_pg_bindir_and_skips_an_empty_one(monkeypatc
     assert pgcluster.find_bindir() == fake
     monkeypatch.setenv("LIVEHUB_PG_BINDIR", str(tmp_path))  # holds no initdb: not used
     assert pgcluster.find_bindir() == system
+
+
+def test_token_command_grants_roles_in_the_roles_claim():
+    from livehub.auth import verify_claims
+    from livehub.roles import roles_from_claims
+
+    out = subprocess.run(
+        livehub_cmd("token", "--user", "mod", "--role", "moderator:launch", "--role", "x"),
+        env=clean_env(LIVEHUB_JWT_SECRET=SECRET),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    user, claims = verify_claims(out.stdout.strip(), SECRET)
+    assert user == "mod" and roles_from_claims(claims) == {"moderator:launch", "x"}
