@@ -65,6 +65,7 @@
     if (!isNaN(when)) time.title = when.toLocaleString();
     line.appendChild(time);
     li.append(avatar, line, el("p", "lh-msg", String(c.message)));
+    modDecorate(li, c);
     return li;
   }
 
@@ -136,6 +137,8 @@
     setState("connecting");
     fetchPage(null).then(function (page) {
       page.comments.slice().reverse().forEach(insert);
+      modShowPinned(page.pinned || null);
+      modLoadSettings();
       nextCursor = page.next_cursor;
       streamSeq = page.comments.length ? page.comments[0].seq : 0;
       olderLabel();
@@ -217,6 +220,7 @@
     if (source) source.close();
     var es = new EventSource(api + "/stream?last_event_id=" + streamSeq);
     source = es;
+    modListen(es);
     es.onopen = function () {
       if (source !== es) return;
       retryDelay = 1000;
@@ -295,6 +299,7 @@
     $("lh-who").hidden = !token;
     $("lh-signout").hidden = !dev;
     $("lh-user").textContent = me.user || "you";
+    modSignedIn();
   }
 
   function signOut() {
@@ -351,6 +356,7 @@
       signOut();
       return "You are signed out (" + e.message + "). Pick a name to post again.";
     }
+    if (status === 403) return modExplain(e);
     if (status === 429) {
       var wait = response.headers.get("Retry-After");
       return "You are posting too fast." + (wait ? " Try again in " + wait + " s." : "");
@@ -402,6 +408,174 @@
     if (!errorEl.hidden) showError("");
   });
   $("lh-signout").addEventListener("click", signOut);
+
+  // ---------- moderation: roles, pinned comment, deletions, chat closed ----------
+  // Roles come from the token's "roles" claim (what the server checks; the page only
+  // decides which controls to show). Deletions, pins and settings changes arrive on
+  // the stream as events with their own ids, so resuming replays them in order.
+  var mod = { roles: [], closed: false, pinnedSeq: null };
+  var BAN_CHOICES = [["300", "5 minutes"], ["3600", "1 hour"], ["86400", "1 day"],
+    ["permanent", "for good"]];
+
+  function modClaims(token) {
+    try {
+      var part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      var bytes = Uint8Array.from(atob(part), function (ch) { return ch.charCodeAt(0); });
+      return JSON.parse(new TextDecoder().decode(bytes)) || {};
+    } catch (e) {
+      return {};
+    }
+  }
+
+  function modIsModerator() {
+    return mod.roles.indexOf("moderator") >= 0 || mod.roles.indexOf("moderator:" + video) >= 0;
+  }
+
+  function modSignedIn() {
+    var roles = me.token ? modClaims(me.token).roles : null;
+    if (typeof roles === "string") roles = roles.split(/\s+/);
+    mod.roles = Array.isArray(roles) ? roles.filter(function (r) { return typeof r === "string"; }) : [];
+    $("lh-modbar").hidden = !modIsModerator();
+    $("lh-unpin").hidden = !modIsModerator();
+    list.querySelectorAll("li.lh-c").forEach(function (li) {
+      modDecorate(li, { seq: Number(li.dataset.seq), user_id: li.dataset.user });
+    });
+  }
+
+  // The controls on one comment: a moderator may pin, delete and ban; its author may delete.
+  function modDecorate(li, c) {
+    li.dataset.user = String(c.user_id);
+    var old = li.querySelector(".lh-tools");
+    if (old) old.remove();
+    var mine = me.user !== null && c.user_id === me.user;
+    if (!modIsModerator() && !mine) return;
+    var tools = el("div", "lh-tools");
+    if (modIsModerator()) {
+      var pin = el("button", "lh-link lh-pin", "Pin");
+      pin.type = "button";
+      pin.addEventListener("click", function () {
+        modRequest("PUT", "/videos/" + encodeURIComponent(video) + "/pin", { seq: c.seq });
+      });
+      tools.appendChild(pin);
+    }
+    var del = el("button", "lh-link lh-delete", "Delete");
+    del.type = "button";
+    del.addEventListener("click", function () {
+      modRequest("DELETE", api + "/" + c.seq).then(function (ok) {
+        if (ok) modRemove(c.seq); // the stream says so too, to everyone
+      });
+    });
+    tools.appendChild(del);
+    if (modIsModerator() && !mine) {
+      var ban = el("select", "lh-ban");
+      ban.setAttribute("aria-label", "Ban " + c.user_id);
+      ban.appendChild(new Option("Ban…", ""));
+      BAN_CHOICES.forEach(function (choice) { ban.appendChild(new Option(choice[1], choice[0])); });
+      ban.addEventListener("change", function () {
+        var choice = ban.value;
+        ban.value = "";
+        if (!choice) return;
+        var seconds = choice === "permanent" ? null : Number(choice);
+        modRequest("POST", "/videos/" + encodeURIComponent(video) + "/bans",
+          { user_id: String(c.user_id), seconds: seconds }).then(function (ok) {
+          if (ok) modNotice(c.user_id + " is banned " + (seconds === null ? "for good" :
+            "for " + BAN_CHOICES.filter(function (x) { return x[0] === choice; })[0][1]));
+        });
+      });
+      tools.appendChild(ban);
+    }
+    li.appendChild(tools);
+  }
+
+  function modRequest(method, path, body) {
+    var init = { method: method, headers: { "Authorization": "Bearer " + me.token } };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    return fetch(path, init).then(function (r) {
+      if (r.ok) { showError(""); return true; }
+      return apiError(r).then(function (e) { showError(e.message); return false; });
+    }, function () {
+      showError("Could not reach the server. Try again.");
+      return false;
+    });
+  }
+
+  function modNotice(text) {
+    var notice = $("lh-notice");
+    notice.textContent = text;
+    setTimeout(function () { if (notice.textContent === text) notice.textContent = ""; }, 5000);
+  }
+
+  function modRemove(seq) {
+    var li = shown.get(seq);
+    if (li) {
+      li.remove();
+      shown.delete(seq);
+      olderLabel();
+    }
+    if (mod.pinnedSeq === seq) modShowPinned(null);
+  }
+
+  function modShowPinned(c) {
+    var box = $("lh-pinned");
+    if (!valid(c)) {
+      mod.pinnedSeq = null;
+      box.hidden = true;
+      return;
+    }
+    mod.pinnedSeq = c.seq;
+    $("lh-pin-user").textContent = String(c.user_id);
+    $("lh-pin-msg").textContent = String(c.message);
+    box.hidden = false;
+  }
+
+  function modShowSettings(s) {
+    mod.closed = !!s.closed;
+    $("lh-closed").hidden = !mod.closed;
+    $("lh-post").classList.toggle("lh-off", mod.closed);
+    $("lh-send").disabled = mod.closed;
+    $("lh-toggle-chat").textContent = mod.closed ? "Open chat" : "Close chat";
+    if (typeof s.max_message_chars === "number") maxChars = s.max_message_chars;
+  }
+
+  function modLoadSettings() {
+    fetch("/videos/" + encodeURIComponent(video) + "/settings", { cache: "no-store" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (s) { if (s) modShowSettings(s); }, function () {});
+  }
+
+  function modExplain(e) {
+    if (e.code === "banned") return "You are banned from this chat.";
+    if (e.code === "chat_closed") return "The chat is closed.";
+    return e.message;
+  }
+
+  // Moderation events on the stream; their ids advance our resume position too.
+  function modListen(es) {
+    function handle(name, fn) {
+      es.addEventListener(name, function (event) {
+        if (source !== es) return;
+        var data;
+        try { data = JSON.parse(event.data); } catch (e) { return; }
+        var id = Number(event.lastEventId);
+        if (event.lastEventId && Number.isInteger(id) && id > streamSeq) streamSeq = id;
+        fn(data || {});
+      });
+    }
+    handle("deleted", function (d) { if (Number.isInteger(d.seq)) modRemove(d.seq); });
+    handle("pinned", function (d) { modShowPinned(d.comment || null); });
+    handle("settings", modShowSettings);
+  }
+
+  $("lh-unpin").addEventListener("click", function () {
+    modRequest("DELETE", "/videos/" + encodeURIComponent(video) + "/pin");
+  });
+  $("lh-toggle-chat").addEventListener("click", function () {
+    modRequest("PATCH", "/videos/" + encodeURIComponent(video) + "/settings",
+      { closed: !mod.closed });
+  });
 
   initialToken();
   loadNewest();
