@@ -93,3 +93,17 @@ def test_expired_token_says_so():
 
 def test_longest_allowed_user_id_is_accepted():
     assert verify(_claims_token({"sub": "x" * 128, "exp": _later()}), SECRET) == "x" * 128
+
+
+def test_claims_come_back_with_the_user_read_only():
+    from livehub.auth import claims_from_header, verify_claims
+
+    key = "k" * 32
+    token = mint("mod", key, extra={"roles": ["moderator:v"], "sub": "ignored"})
+    user, claims = verify_claims(token, key)
+    assert user == "mod" and claims["roles"] == ["moderator:v"]  # extra cannot override sub
+    with pytest.raises(TypeError):
+        claims["roles"] = ["moderator"]  # type: ignore[index]
+    assert claims_from_header(f"Bearer {token}", key)[0] == "mod"
+    with pytest.raises(Unauthorized):
+        claims_from_header("Basic abc", key)
