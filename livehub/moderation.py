@@ -132,6 +132,25 @@ def _number(name: str, value: object) -> float:
     return float(value)
 
 
+def user_id(raw: object) -> str:
+    """A user id as in a token's ``sub``: 1-128 characters Postgres text can hold.
+
+    Raises:
+        InvalidInput: anything else.
+    """
+    ok = isinstance(raw, str) and raw.strip() and len(raw) <= MAX_USER_ID_CHARS
+    if ok and "\x00" not in raw:
+        try:
+            raw.encode("utf-8")
+            return raw
+        except UnicodeEncodeError:
+            pass
+    raise InvalidInput(
+        f"user_id must be a non-empty string of at most {MAX_USER_ID_CHARS} characters",
+        "invalid_user_id",
+    )
+
+
 @dataclass(frozen=True)
 class BanRequest:
     user_id: str
@@ -149,12 +168,7 @@ def parse_ban(body: bytes) -> BanRequest:
     """
     data = parse_object(body)
     _only(data, {"user_id", "seconds", "delete_comments"})
-    user = data.get("user_id")
-    if not isinstance(user, str) or not user.strip() or len(user) > MAX_USER_ID_CHARS:
-        raise InvalidInput(
-            f"user_id must be a non-empty string of at most {MAX_USER_ID_CHARS} characters",
-            "invalid_user_id",
-        )
+    user = user_id(data.get("user_id"))
     seconds = data.get("seconds")
     if seconds is not None:
         seconds = _number("seconds", seconds)

@@ -12,10 +12,10 @@ import json
 
 from quart import Blueprint, Response, current_app, request
 
-from .. import validate
+from .. import moderation, validate
 from ..actors.messages import Notified
 from ..auth import claims_from_header
-from ..errors import BadRequest, Forbidden, NotFound, UnsupportedMediaType
+from ..errors import BadRequest, Forbidden, InvalidInput, NotFound, UnsupportedMediaType
 from ..model import Event
 from ..moderation import (
     may_delete,
@@ -124,6 +124,10 @@ async def unban(video_id: str, user_id: str) -> Response:
     video_id = validate.video_id(video_id)
     principal = _principal(svc)
     require_moderator(principal, video_id)
+    try:
+        user_id = moderation.user_id(user_id)
+    except InvalidInput as exc:
+        raise BadRequest(exc.message, exc.code) from None
     if not await svc.modstore.unban(video_id, user_id, principal.user_id):
         raise NotFound(f"{user_id!r} is not banned from video {video_id}")
     await svc.moderation.changed(video_id)

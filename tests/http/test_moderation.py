@@ -227,6 +227,10 @@ async def test_ban_refuses_posts_lists_lifts_and_can_delete_the_users_comments(s
     assert (await client.delete("/videos/v/bans/spammer", headers=moderator())).status_code == 404
     await post(client, "v", "reformed", user="spammer")
     assert (await client.get("/videos/v/bans", headers=moderator())).json()["bans"] == []
+    r = await client.delete("/videos/v/bans/a%00b", headers=moderator())
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_user_id"
+    r = await client.delete("/videos/v/bans/" + "x" * 200, headers=moderator())
+    assert r.status_code == 400
 
 
 async def test_a_timed_ban_ends_by_itself(client):
@@ -263,6 +267,9 @@ async def test_a_timed_ban_ends_by_itself(client):
         (b'{"user_id": "u", "delete_comments": "yes"}', 422, "invalid_delete_comments"),
         (b'{"user_id": "u", "sekonds": 5}', 422, "unknown_field"),
         (b'{"user_id": "' + b"x" * 200 + b'"}', 422, "invalid_user_id"),
+        (b'{"user_id": "a\\u0000b"}', 422, "invalid_user_id"),
+        (b'{"user_id": "\\ud800"}', 422, "invalid_user_id"),
+        (b'{"user_id": "u", "seconds": 1e300}', 422, "invalid_seconds"),
     ],
 )
 async def test_bad_ban_requests_get_clear_errors(client, body, status, code):
