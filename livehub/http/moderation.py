@@ -92,6 +92,7 @@ async def delete_comment(video_id: str, seq: str) -> Response:
     if not events:  # deleted meanwhile by someone else
         raise NotFound(f"no comment {target} in video {video_id}")
     _publish(svc, video_id, events)
+    svc.metrics.moderation.labels("delete").inc()
     return _no_content()
 
 
@@ -107,6 +108,7 @@ async def ban(video_id: str) -> Response:
     )
     _publish(svc, video_id, events)
     await svc.moderation.changed(video_id)
+    svc.metrics.moderation.labels("ban").inc()
     return _json({**stored.as_dict(), "deleted": [e.target for e in events]}, 201)
 
 
@@ -131,6 +133,7 @@ async def unban(video_id: str, user_id: str) -> Response:
     if not await svc.modstore.unban(video_id, user_id, principal.user_id):
         raise NotFound(f"{user_id!r} is not banned from video {video_id}")
     await svc.moderation.changed(video_id)
+    svc.metrics.moderation.labels("unban").inc()
     return _no_content()
 
 
@@ -157,6 +160,7 @@ async def patch_settings(video_id: str) -> Response:
     )
     _publish(svc, video_id, events)
     await svc.moderation.changed(video_id)
+    svc.metrics.moderation.labels("settings").inc()
     return _json({"video_id": video_id, **now.as_dict()})
 
 
@@ -171,6 +175,7 @@ async def pin(video_id: str) -> Response:
     if events is None:
         raise NotFound(f"no comment {seq} in video {video_id}")
     _publish(svc, video_id, events)
+    svc.metrics.moderation.labels("pin").inc()
     return _json({"video_id": video_id, "pinned": json.loads(events[0].data)["comment"]})
 
 
@@ -181,6 +186,7 @@ async def unpin(video_id: str) -> Response:
     principal = _principal(svc)
     require_moderator(principal, video_id)
     _publish(svc, video_id, await svc.modstore.pin(video_id, None, principal.user_id) or [])
+    svc.metrics.moderation.labels("unpin").inc()
     return _no_content()
 
 

@@ -446,3 +446,6 @@ async def test_every_action_is_in_the_moderation_log_newest_first(client):
     assert [a["action"] for a in rest["actions"]] == ["settings", "unban", "ban", "delete"]
     r = await client.get("/videos/v/moderation?cursor=x", headers=moderator())
     assert r.status_code == 400
+    metrics = (await client.get("/metrics")).text
+    for action in ("delete", "ban", "unban", "settings", "pin", "unpin"):
+        assert f'livehub_moderation_actions_total{{action="{action}"}} 1.0' in metrics
