@@ -6,6 +6,8 @@ Server -> client, one JSON text message each:
   {"type": "error", "error": {"code", "message"}, "status": N}   (a bad post, ...)
   {"type": "ping"}                        after heartbeat_seconds without a comment
   {"type": "viewers", "count": N}         viewers of the video on every node, on change
+  {"type": "deleted" | "pinned" | "settings", "id": seq, ...}   moderation events, in
+                                          the same seq order (``wsframes.py``)
 The server closes with 1012 (service restart) when the node shuts down and 1013 when
 it cannot continue gaplessly: reconnect (to any node) with ``?last_event_id=``.
 Client -> server: {"type": "post", "message": "..."}; an optional "ref" is echoed back
