@@ -174,3 +174,53 @@ async def test_a_pin_on_one_node_reaches_viewers_and_newcomers_on_the_other(node
         assert (await c.get(f"{b.url}/comments/v")).json()["pinned"]["seq"] == 1
         log = (await c.get(f"{b.url}/videos/v/moderation", headers=moderator())).json()
         assert [x["action"] for x in log["actions"]] == ["pin"]
+
+
+async def test_deleting_while_writers_post_on_both_nodes_keeps_one_gapless_stream(nodes):
+    """Deletions take seqs from the same counter row as inserts, on both nodes at once:
+    no deadlock, and every viewer gets ids 1..head exactly once, in order."""
+    a, b = nodes
+    writers, per_writer = 4, 30
+    accepted: list[dict] = []
+    deleted: list[int] = []
+    with trio.fail_after(60):
+        async with stream(a.url, "hot") as ra, stream(b.url, "hot") as rb:
+            async with httpx.AsyncClient(timeout=10) as c:
+
+                async def writer(w: int) -> None:
+                    for k in range(per_writer):
+                        r = await post(c, (a.url, b.url)[(w + k) % 2], "hot", f"w{w}-{k}")
+                        assert r.status_code == 201, r.text
+                        accepted.append(r.json())
+
+                async def deleter() -> None:
+                    done = 0
+                    while done < writers * per_writer:
+                        if done < len(accepted):
+                            c_ = accepted[done]
+                            if done % 3 == 0:
+                                url = (a.url, b.url)[done % 2]
+                                r = await c.delete(
+                                    f"{url}/comments/hot/{c_['seq']}", headers=moderator()
+                                )
+                                assert r.status_code == 204, r.text
+                                deleted.append(c_["seq"])
+                            done += 1
+                        else:
+                            await trio.sleep(0.005)
+
+                async with trio.open_nursery() as nursery:
+                    for w in range(writers):
+                        nursery.start_soon(writer, w)
+                    nursery.start_soon(deleter)
+            head = writers * per_writer + len(deleted)
+            for reader in (ra, rb):
+                got = [await next_with_id(reader, 20) for _ in range(head)]
+                assert [e.id for e in got] == list(range(1, head + 1))
+                targets = sorted(e.json()["seq"] for e in got if e.event == "deleted")
+                assert targets == sorted(deleted)
+    async with httpx.AsyncClient(timeout=10) as c:
+        page = (await c.get(f"{b.url}/comments/hot", params={"since": 0, "pagesize": 500})).json()
+    assert sorted(x["seq"] for x in page["comments"]) == sorted(
+        x["seq"] for x in accepted if x["seq"] not in set(deleted)
+    )
