@@ -124,7 +124,8 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
             )
             return 2
         secret = path.read_text().strip()
-    print(mint(args.user, secret, args.ttl, name=args.name))
+    extra = {settings.roles_claim: args.role} if args.role else None
+    print(mint(args.user, secret, args.ttl, name=args.name, extra=extra))
     return 0
 
 
@@ -154,6 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--user", required=True)
     p.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
     p.add_argument("--name", help="display name (the token's name claim)")
+    p.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        help="a role to grant, e.g. moderator or moderator:<video_id> (repeatable)",
+    )
     sub.add_parser("loadtest", help="drive a running server (see `livehub loadtest --help`)")
     args = parser.parse_args(argv)
     try:

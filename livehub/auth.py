@@ -24,9 +24,10 @@ sees it gone (at most ``jwks_refresh_seconds`` later).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 import jwt
 import trio
@@ -49,6 +50,10 @@ class Identity:
 
     user_id: str
     user_name: str | None = None
+    # Every claim of the token, read-only (roles for moderation: ``roles.py``).
+    claims: Mapping[str, object] = field(
+        default_factory=lambda: MappingProxyType({}), compare=False, repr=False
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +219,7 @@ class TokenVerifier:
         name = None
         if self._name_claim:
             name = validate.user_name_claim(claims.get(self._name_claim), self._name_claim)
-        return _Verified(Identity(user_id, name), expires, kid, jwks_key)
+        return _Verified(Identity(user_id, name, MappingProxyType(claims)), expires, kid, jwks_key)
 
 
 def bearer_token(header: str | None) -> str:
@@ -265,11 +270,17 @@ def mint(
     ttl_seconds: int = 3600,
     now: float | None = None,
     name: str | None = None,
+    extra: Mapping[str, object] | None = None,
 ) -> str:
     """An HS256 token for ``user`` (display ``name``) valid ``ttl_seconds`` (local
-    testing, dev page)."""
+    testing, dev page); ``extra`` claims (e.g. ``{"roles": ["moderator"]}``) are added."""
     issued = int(time.time() if now is None else now)
-    claims: dict[str, object] = {"sub": user, "iat": issued, "exp": issued + ttl_seconds}
+    claims: dict[str, object] = {
+        **(extra or {}),
+        "sub": user,
+        "iat": issued,
+        "exp": issued + ttl_seconds,
+    }
     if name is not None:
         claims["name"] = name
     return jwt.encode(claims, secret, algorithm=HMAC_ALGORITHM)

@@ -92,6 +92,13 @@ class Settings:
     write_budget_per_second: float = 10000.0
     coalesce_max_seconds: float = 0.1
 
+    # Moderation (docs/OPERATIONS.md): the token claim holding a user's roles
+    # ("moderator", "moderator:<video_id>"), and how often each node re-reads the bans
+    # and chat settings of the videos it serves (a change reaches every node within
+    # this plus one query).
+    roles_claim: str = "roles"
+    moderation_refresh_seconds: float = 0.5
+
     # Dev-only token endpoint for the viewer page.
     dev_tokens: bool = False
 

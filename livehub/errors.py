@@ -38,6 +38,22 @@ class Unauthorized(LivehubError):
     code = "unauthorized"
 
 
+class Forbidden(LivehubError):
+    """A valid token that may not do this (finer codes: banned, chat_closed)."""
+
+    code = "forbidden"
+
+
+class NotFound(LivehubError):
+    code = "not_found"
+
+
+class InvalidInput(LivehubError):
+    """Well-formed JSON whose fields are wrong (types, ranges, unknown fields)."""
+
+    code = "invalid_input"
+
+
 class PayloadTooLarge(LivehubError):
     code = "payload_too_large"
 

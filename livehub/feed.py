@@ -43,6 +43,8 @@ class Feed:
         self._direct: DirectSink | None = None
         self._gap: tuple[int, int | None] | None = None  # (after, until or None: to head)
         self._held: list[Frame] = []
+        # a new viewer's snapshot of the current pin (event data JSON), sent at connect
+        self.pinned_at_connect: str | None = None
 
     async def start(self, after: int | None, backlog: int) -> None:
         """Subscribe, from ``after`` (a resume) or as a new viewer.
@@ -59,6 +61,7 @@ class Feed:
         s = await self._registry.subscribe(self.video_id, after, backlog)
         if after is None:
             self._position = s.replay[0].seq - 1 if s.replay else s.last_delivered
+            self.pinned_at_connect = s.pinned
         else:
             self._position = after
         self._take(s)
@@ -137,7 +140,7 @@ class Feed:
                     # short deadline (a ping, a viewer count) must not cancel every
                     # attempt of a slow catch-up read, or it would never finish.
                     with trio.CancelScope(shield=True):
-                        rows = await self._store.read_range(
+                        rows = await self._store.read_stream(
                             self.video_id, after, until, CATCHUP_PAGE
                         )
                 if len(rows) < CATCHUP_PAGE:

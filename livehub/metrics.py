@@ -103,6 +103,13 @@ class Metrics:
             buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
             registry=r,
         )
+        self.moderation = Counter(
+            "livehub_moderation_actions",
+            "Moderation actions taken on this node, by action: delete, ban, unban,"
+            " settings, pin, unpin",
+            ["action"],
+            registry=r,
+        )
         self.connections = Gauge(
             "livehub_stream_connections",
             "Open streams",

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Comment:
-    """One stored comment; ``seq`` is its position in the video, 1, 2, 3, ... no holes."""
+    """One stored comment; ``seq`` is its position in the video's stream, which runs
+    1, 2, 3, ... with no holes over comments and moderation events together."""
 
     video_id: str
     seq: int
@@ -43,3 +44,43 @@ class Draft:
     user_id: str
     message: str
     user_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A moderation event in a video's stream. It takes the video's next seq, as a
+    comment does, so comments and events share one gapless order.
+
+    ``kind`` is ``deleted`` (``target``: the deleted comment's seq), ``pinned``
+    (``target``: the pinned seq, None when unpinned) or ``settings``. ``data`` is the
+    event's JSON as viewers receive it. A deleted comment is replayed as a tombstone:
+    a ``deleted`` event whose seq and target are its own seq.
+    """
+
+    video_id: str
+    seq: int
+    kind: str
+    target: int | None
+    data: str
+    created_at: str
+
+
+# One position of a video's stream.
+Entry = Comment | Event
+
+
+def _dumps(obj: object) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def deleted_data(video_id: str, target: int) -> str:
+    return _dumps({"video_id": video_id, "seq": target})
+
+
+def pinned_data(video_id: str, comment: Comment | None) -> str:
+    return _dumps({"video_id": video_id, "comment": comment.as_dict() if comment else None})
+
+
+def tombstone(video_id: str, seq: int, created_at: str) -> Event:
+    """What a deleted comment's seq carries in every replay after its deletion."""
+    return Event(video_id, seq, "deleted", seq, deleted_data(video_id, seq), created_at)

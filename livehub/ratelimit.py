@@ -84,9 +84,16 @@ class SlowMode:
         self._clock = clock
         self._max_keys = max_keys
         self._last: dict[tuple[str, str], float] = {}
+        # a video's own setting (chat settings, modcache.py) over the configured ones
+        self.override: Callable[[str], float | None] = lambda video_id: None
+
+    def configured(self, video_id: str) -> float:
+        """The interval from the server's settings (per video, else the default)."""
+        return self.per_video.get(video_id, self.default_seconds)
 
     def interval(self, video_id: str) -> float:
-        return self.per_video.get(video_id, self.default_seconds)
+        seconds = self.override(video_id)
+        return self.configured(video_id) if seconds is None else seconds
 
     def wait_seconds(self, user_id: str, video_id: str) -> float:
         interval = self.interval(video_id)

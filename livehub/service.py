@@ -19,7 +19,9 @@ from .errors import StoreUnavailable
 from .gate import Gate
 from .metrics import Metrics
 from .migrate import migrate
+from .modcache import ModerationCache
 from .model import Comment
+from .modstore import PgModerationStore
 from .pg import Database, open_database
 from .ratelimit import PostLimiter, SlowMode, TokenBucket, parse_per_video
 from .store import PgCommentStore
@@ -42,6 +44,8 @@ class Service:
     limiter: PostLimiter
     viewers: ViewerCounts
     tokens: TokenVerifier
+    moderation: ModerationCache
+    modstore: PgModerationStore
 
     @property
     def node_id(self) -> str:
@@ -122,6 +126,14 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             settings.viewer_count_ttl_seconds,
         )
         registry.set_viewer_total(viewers.total)
+        modstore = PgModerationStore(db)
+        moderation = ModerationCache(
+            modstore,
+            settings.moderation_refresh_seconds,
+            limiter.slow.configured,
+            settings.max_message_chars,
+        )
+        limiter.slow.override = moderation.slow_mode_override
         metrics.bind(registry, bus, db, gate, viewers, settings.db_pool_max)
         if tokens.jwks is not None:
             metrics.bind_jwks(tokens.jwks)
@@ -130,10 +142,22 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             await nursery.start(bus.run)
             await nursery.start(viewers.run)
             await nursery.start(tokens.run)  # JWKS refresh (started before the first fetch)
+            await nursery.start(moderation.run)
             if metrics.multiprocess:
                 nursery.start_soon(metrics.publish_forever)
             yield Service(
-                settings, db, store, bus, registry, metrics, gate, limiter, viewers, tokens
+                settings,
+                db,
+                store,
+                bus,
+                registry,
+                metrics,
+                gate,
+                limiter,
+                viewers,
+                tokens,
+                moderation,
+                modstore,
             )
             nursery.cancel_scope.cancel()
 

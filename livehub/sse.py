@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from .model import Comment
+from .model import Comment, Entry, Event
 
 PING = b": ping\n\n"
 # EventSource ends a line at CRLF, LF or CR: split data on all three, or a CR in it
@@ -42,6 +42,28 @@ def encode_comment(comment: Comment) -> bytes:
     )
 
 
-def encode_comments(comments: Iterable[Comment]) -> bytes:
+def encode_moderation(event: Event) -> bytes:
+    """A moderation event: ``id:`` its seq, ``event:`` its kind (deleted, pinned,
+    settings), ``data:`` its JSON (compact, one line)."""
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (
+        event.seq,
+        event.kind.encode("ascii"),
+        event.data.encode("utf-8"),
+    )
+
+
+def encode_entry(entry: Entry) -> bytes:
+    if type(entry) is Comment:
+        return encode_comment(entry)
+    return encode_moderation(entry)
+
+
+def pinned_snapshot(data: str | None) -> bytes:
+    """The video's current pin for a new viewer, at connect (no ``id:``: not a stream
+    position). b"" when nothing is pinned."""
+    return b"" if data is None else b"event: pinned\ndata: %s\n\n" % data.encode("utf-8")
+
+
+def encode_comments(comments: Iterable[Entry]) -> bytes:
     """Many events in one bytes object: one socket write carries them all."""
-    return b"".join(encode_comment(c) for c in comments)
+    return b"".join(encode_entry(c) for c in comments)

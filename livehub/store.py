@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from .errors import Unstorable
-from .model import Comment, Draft
+from .model import Comment, Draft, Entry, Event, pinned_data, tombstone
 from .pg import Database
 
 # Text asyncpg cannot encode (a surrogate code point: not UTF-8) or Postgres text
@@ -58,14 +58,39 @@ FROM input i JOIN bump b ON b.video_id = i.v JOIN counts c ON c.v = i.v
 RETURNING video_id, seq, user_id, message, {_CREATED} AS created_at, user_name
 """
 
+# History pages and ?since= hold the comments people can read: moderation events
+# and deleted comments are not in them (comments' seqs then have holes).
+_VISIBLE = "kind = 'comment' AND deleted_at IS NULL"
+
 HISTORY_SQL = f"""
 SELECT seq, user_id, message, {_CREATED} AS created_at, user_name FROM comments
-WHERE video_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3
+WHERE video_id = $1 AND seq < $2 AND {_VISIBLE} ORDER BY seq DESC LIMIT $3
 """
 
 RANGE_SQL = f"""
 SELECT seq, user_id, message, {_CREATED} AS created_at, user_name FROM comments
+WHERE video_id = $1 AND seq > $2 AND seq <= $3 AND {_VISIBLE} ORDER BY seq LIMIT $4
+"""
+
+# The stream, every seq: comments, moderation events, and a deleted comment's seq
+# without its text (the row becomes a tombstone in ``_entry``).
+_STREAM_COLUMNS = f"""seq, user_id, CASE WHEN deleted_at IS NULL THEN message END,
+    {_CREATED} AS created_at, kind, target_seq, user_name"""
+
+STREAM_SQL = f"""
+SELECT {_STREAM_COLUMNS} FROM comments
 WHERE video_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4
+"""
+
+STREAM_TAIL_SQL = f"""
+SELECT {_STREAM_COLUMNS} FROM comments WHERE video_id = $1 ORDER BY seq DESC LIMIT $2
+"""
+
+PINNED_SQL = f"""
+SELECT c.seq, c.user_id, c.message, {_CREATED.replace("created_at", "c.created_at")},
+    c.user_name
+FROM video_settings s JOIN comments c ON c.video_id = s.video_id AND c.seq = s.pinned_seq
+WHERE s.video_id = $1 AND c.kind = 'comment' AND c.deleted_at IS NULL
 """
 
 HEADS_SQL = "SELECT video_id, last_seq FROM videos WHERE video_id = ANY($1::text[])"
@@ -168,6 +193,31 @@ class PgCommentStore:
         rows = await self.db.fetch(RANGE_SQL, video_id, after, upper, limit)
         return [Comment(video_id, r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
+    async def read_stream(
+        self, video_id: str, after: int, until: int | None = None, limit: int = 1000
+    ) -> list[Entry]:
+        """Every stream entry with ``after`` < seq <= ``until``, oldest first: what a
+        viewer catching up gets (deleted comments as tombstones)."""
+        upper = NO_UPPER_BOUND if until is None else until
+        rows = await self.db.fetch(STREAM_SQL, video_id, after, upper, limit)
+        return [_entry(video_id, r) for r in rows]
+
+    async def stream_tail(self, video_id: str, limit: int) -> list[Entry]:
+        """The newest ``limit`` stream entries, oldest first (an actor's ring)."""
+        rows = await self.db.fetch(STREAM_TAIL_SQL, video_id, limit)
+        rows.reverse()
+        return [_entry(video_id, r) for r in rows]
+
+    async def pinned_comment(self, video_id: str) -> Comment | None:
+        """The pinned comment (None: nothing pinned, or it was deleted)."""
+        r = await self.db.fetchrow(PINNED_SQL, video_id)
+        return None if r is None else Comment(video_id, r[0], r[1], r[2], r[3], r[4])
+
+    async def pinned(self, video_id: str) -> tuple[int, str] | None:
+        """The pinned comment's seq and its ``pinned`` event data, for new viewers."""
+        comment = await self.pinned_comment(video_id)
+        return None if comment is None else (comment.seq, pinned_data(video_id, comment))
+
     async def heads(self, video_ids: Sequence[str]) -> dict[str, int]:
         """The last allocated seq of each video (absent: no comment yet, i.e. 0)."""
         rows = await self.db.fetch(HEADS_SQL, list(video_ids))
@@ -178,3 +228,12 @@ class PgCommentStore:
 
     async def ping(self) -> None:
         await self.db.fetchval("SELECT 1")
+
+
+def _entry(video_id: str, r) -> Entry:
+    seq, user_id, message, created_at, kind, target, user_name = r
+    if kind == "comment":
+        if message is None:
+            return tombstone(video_id, seq, created_at)
+        return Comment(video_id, seq, user_id, message, created_at, user_name)
+    return Event(video_id, seq, kind, target, message, created_at)

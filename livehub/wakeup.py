@@ -2,7 +2,9 @@
 
 A payload is JSON ``{"n": node, "w": [[video, first, last, comments|null], ...]}``;
 comments ride inline as ``[seq, user_id, message, created_at]`` (plus ``user_name``
-as a fifth item when the comment has one) while the payload
+as a fifth item when the comment has one; moderation events as an object
+``{"s": seq, "k": kind, "t": target, "d": data, "c": created_at}``, see
+``model.Event``) while the payload
 stays under Postgres's 8000-byte NOTIFY limit, else only the seq range is sent and
 receivers read the comments from the store.
 """
@@ -13,7 +15,7 @@ import json
 import zlib
 from dataclasses import dataclass
 
-from .model import Comment
+from .model import Comment, Entry, Event
 
 CHANNEL_PREFIX = "livehub_"
 
@@ -28,16 +30,32 @@ class WakeUp:
     video_id: str
     first: int
     last: int
-    comments: list[Comment] | None
+    comments: list[Entry] | None
 
 
-def _inline(c: Comment) -> list:
-    if c.user_name is None:
-        return [c.seq, c.user_id, c.message, c.created_at]
-    return [c.seq, c.user_id, c.message, c.created_at, c.user_name]
+def _inline(e: Entry) -> list | dict:
+    if type(e) is Comment:
+        if e.user_name is None:
+            return [e.seq, e.user_id, e.message, e.created_at]
+        return [e.seq, e.user_id, e.message, e.created_at, e.user_name]
+    return {"s": e.seq, "k": e.kind, "t": e.target, "d": e.data, "c": e.created_at}
 
 
-def _item(video_id: str, comments: list[Comment], inline: bool) -> list:
+def _entry(video_id: str, item: list | dict) -> Entry:
+    if isinstance(item, dict):
+        target = item["t"]
+        return Event(
+            video_id,
+            int(item["s"]),
+            str(item["k"]),
+            None if target is None else int(target),
+            str(item["d"]),
+            str(item["c"]),
+        )
+    return _comment(video_id, item)
+
+
+def _item(video_id: str, comments: list[Entry], inline: bool) -> list:
     body = [_inline(c) for c in comments] if inline else None
     return [video_id, comments[0].seq, comments[-1].seq, body]
 
@@ -52,9 +70,7 @@ def own_payload_head(node: str) -> str:
     return f'{{"n":{_dump(node)},"w":['
 
 
-def encode_wakeups(
-    node: str, batches: list[tuple[str, list[Comment]]], max_bytes: int
-) -> list[str]:
+def encode_wakeups(node: str, batches: list[tuple[str, list[Entry]]], max_bytes: int) -> list[str]:
     """Pack ``(video, comments)`` batches of one channel into as few payloads as fit."""
     payloads: list[str] = []
     items: list[str] = []
@@ -93,7 +109,7 @@ def decode_wakeups(payload: str) -> tuple[str, list[WakeUp]]:
         for video_id, first, last, body in data["w"]:
             comments = None
             if body is not None:
-                comments = [_comment(video_id, item) for item in body]
+                comments = [_entry(video_id, item) for item in body]
             wakeups.append(WakeUp(str(video_id), int(first), int(last), comments))
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"malformed wake-up payload: {exc}") from None

@@ -89,12 +89,17 @@ def create_database(cluster: Cluster) -> str:
     return cluster.dsn(name)
 
 
-def token(user: str, secret: str = SECRET, ttl: int = 3600) -> str:
-    return mint(user, secret, ttl)
+def token(user: str, secret: str = SECRET, ttl: int = 3600, roles: list | None = None) -> str:
+    return mint(user, secret, ttl, extra=None if roles is None else {"roles": roles})
 
 
-def auth(user: str = "alice") -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(user)}"}
+def auth(user: str = "alice", roles: list | None = None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(user, roles=roles)}"}
+
+
+def moderator(video: str | None = None, user: str = "mod") -> dict[str, str]:
+    """Headers of a moderator of every video (or only of ``video``)."""
+    return auth(user, ["moderator" if video is None else f"moderator:{video}"])
 
 
 @dataclass

@@ -194,3 +194,12 @@ def test_bearer_token_takes_the_token_out_of_the_header():
     assert bearer_token("Bearer abc") == "abc"
     with pytest.raises(Unauthorized):
         bearer_token("Token abc")
+
+
+async def test_claims_come_back_with_the_identity_read_only():
+    token = mint("mod", SECRET, extra={"roles": ["moderator:v"], "sub": "ignored"})
+    who = await verifier().verify(token)
+    assert who.user_id == "mod" and who.claims["roles"] == ["moderator:v"]  # sub not overridden
+    with pytest.raises(TypeError):
+        who.claims["roles"] = ["moderator"]  # type: ignore[index]
+    assert (await verifier().verify_header(f"Bearer {token}")).claims["roles"] == ["moderator:v"]

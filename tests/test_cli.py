@@ -20,7 +20,7 @@ from livehub import __main__ as cli
 from livehub import pgcluster
 from livehub.pgcluster import free_port
 
-from .support import ROOT, auth, create_database, server_env, start_process
+from .support import ROOT, SECRET, auth, create_database, server_env, start_process
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -258,3 +258,21 @@ def test_find_bindir_prefers_livehub_pg_bindir_and_skips_an_empty_one(monkeypatc
     assert pgcluster.find_bindir() == fake
     monkeypatch.setenv("LIVEHUB_PG_BINDIR", str(tmp_path))  # holds no initdb: not used
     assert pgcluster.find_bindir() == system
+
+
+def test_token_command_grants_roles_in_the_roles_claim():
+    import jwt
+
+    from livehub.roles import roles_from_claims
+
+    out = subprocess.run(
+        livehub_cmd("token", "--user", "mod", "--role", "moderator:launch", "--role", "x"),
+        env=clean_env(LIVEHUB_JWT_SECRET=SECRET),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    claims = jwt.decode(out.stdout.strip(), SECRET, algorithms=["HS256"])
+    assert claims["sub"] == "mod" and roles_from_claims(claims) == {"moderator:launch", "x"}

@@ -22,9 +22,13 @@ WS_LOAD = (10, 2, 10, 3)
 
 
 @pytest.mark.parametrize(
-    ("transport", "load"), [("sse", SSE_LOAD), ("ws", WS_LOAD)], ids=["sse", "ws"]
+    ("transport", "load", "delete_fraction"),
+    [("sse", SSE_LOAD, 0.0), ("ws", WS_LOAD, 0.0), ("sse", SSE_LOAD, 0.25), ("ws", WS_LOAD, 0.25)],
+    ids=["sse", "ws", "sse-deleting", "ws-deleting"],
 )
-def test_loadtest_smoke(dsn, tmp_path, transport, load):
+def test_loadtest_smoke(dsn, tmp_path, transport, load, delete_fraction):
+    """With ``delete_fraction`` a moderator deletes that share of the accepted comments
+    while posting runs, and the audit still comes out clean."""
     viewers, videos, rate, duration_s = load
     server = start_livehub(dsn, LIVEHUB_POST_RATE_PER_SECOND="1000", LIVEHUB_POST_BURST="1000")
     out = tmp_path / "smoke.json"
@@ -62,6 +66,8 @@ def test_loadtest_smoke(dsn, tmp_path, transport, load):
                 "30",
                 "--json",
                 str(out),
+                "--delete-fraction",
+                str(delete_fraction),
             ],
             cwd=ROOT,
             env=dict(os.environ, LIVEHUB_JWT_SECRET=SECRET),
@@ -85,8 +91,18 @@ def test_loadtest_smoke(dsn, tmp_path, transport, load):
     expected_posts = rate * duration_s
     assert posts["attempted"] == posts["accepted"] == expected_posts, posts
     assert posts["rejected_4xx"] == posts["rejected_5xx"] == posts["failed"] == 0
-    # every viewer saw every comment of its video (all connected before posting began)
-    assert audit["received"] == audit["expected"] == viewers * expected_posts // videos
+    deleted = rep["deletes"].get("deleted", 0)
+    if delete_fraction:
+        assert deleted == int(expected_posts * delete_fraction), rep["deletes"]
+        assert rep["deletes"]["refused"] == rep["deletes"]["unknown"] == 0
+        assert audit["deletions_missing"] == audit["deleted_text_resumed"] == 0
+        # a viewer misses a deleted comment's text only by resuming past its deletion
+        assert audit["expected"] == viewers * expected_posts // videos
+        assert audit["received"] + audit["tombstones"] == audit["expected"], audit
+    else:
+        # every viewer saw every comment of its video (all connected before posting began)
+        assert deleted == 0
+        assert audit["received"] == audit["expected"] == viewers * expected_posts // videos
 
     lat = rep["delivery_latency"]
     assert lat["count"] > 0

@@ -61,6 +61,9 @@ async def test_migrations_create_the_schema_and_record_themselves(dsn):
                 "message": ("text", "NO"),
                 "created_at": ("timestamp with time zone", "NO"),
                 "user_name": ("text", "YES"),  # 0003: NULL when the token had no name
+                "kind": ("text", "NO"),  # 0004: comment, deleted, pinned, settings
+                "target_seq": ("bigint", "YES"),
+                "deleted_at": ("timestamp with time zone", "YES"),
             }
             assert await primary_key(db, "comments") == ["video_id", "seq"]
             assert await primary_key(db, "videos") == ["video_id"]
@@ -74,6 +77,31 @@ async def test_migrations_create_the_schema_and_record_themselves(dsn):
                 await db.execute(
                     "INSERT INTO comments (video_id, seq, user_id, message)"
                     " VALUES ('v', 1, 'u', 'x')"
+                )
+
+
+async def test_moderation_migration_puts_events_in_the_comment_stream(dsn):
+    """0004: moderation events share the comments table (and its seqs); bans,
+    per-video settings and the moderation log get tables of their own."""
+    with trio.fail_after(20):
+        async with open_database(dsn, max_size=2) as db:
+            await migrate(db)
+            comment_columns = await columns(db, "comments")
+            assert comment_columns["kind"] == ("text", "NO")
+            assert comment_columns["target_seq"] == ("bigint", "YES")
+            assert comment_columns["deleted_at"] == ("timestamp with time zone", "YES")
+            assert await primary_key(db, "bans") == ["video_id", "user_id"]
+            assert await primary_key(db, "video_settings") == ["video_id"]
+            assert await primary_key(db, "moderation_log") == ["id"]
+            # existing inserts (no kind) are comments; unknown kinds are refused
+            await db.execute(
+                "INSERT INTO comments (video_id, seq, user_id, message) VALUES ('v', 1, 'u', 'm')"
+            )
+            assert await db.fetchval("SELECT kind FROM comments WHERE seq = 1") == "comment"
+            with pytest.raises(Exception, match="check constraint"):
+                await db.execute(
+                    "INSERT INTO comments (video_id, seq, user_id, message, kind)"
+                    " VALUES ('v', 2, 'u', '', 'bogus')"
                 )
 
 
@@ -168,7 +196,8 @@ def test_load_migrations_orders_by_version_and_reads_the_sql(tmp_path):
 
 def test_shipped_migrations_are_well_formed():
     ms = load_migrations(MIGRATIONS_DIR)
-    assert [m.version for m in ms] == list(range(1, len(ms) + 1))
+    versions = [m.version for m in ms]
+    assert versions == list(range(1, len(ms) + 1))  # 1, 2, 3, ... no gaps, no repeats
     for m in ms:
         assert m.sql.startswith("-- purpose:"), m.name
 

@@ -7,7 +7,7 @@ from typing import Generic, TypeVar
 
 import trio
 
-from ..model import Comment, Draft
+from ..model import Comment, Draft, Entry
 from .subscriber import Subscription
 
 T = TypeVar("T")
@@ -79,15 +79,17 @@ class Post:
 class Subscribed:
     """The answer to Subscribe: frames to send first, then live frames from ``sub``.
 
-    ``replay`` holds comments after the requested seq that the ring still had;
+    ``replay`` holds entries after the requested seq that the ring still had;
     ``store_gap`` is ``(after, until)`` when seqs in that range must first be read from
-    Postgres (the ring no longer reaches back that far).
+    Postgres (the ring no longer reaches back that far). ``pinned`` is the current
+    pin's event data (None: nothing pinned), which a new viewer gets at connect.
     """
 
     sub: Subscription
-    replay: list[Comment]
+    replay: list[Entry]
     store_gap: tuple[int, int] | None
     last_delivered: int
+    pinned: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,9 +106,9 @@ class Unsubscribe:
 
 @dataclass(frozen=True)
 class Committed:
-    """Comments this node just committed (already in seq order)."""
+    """Comments (or moderation events) this node just committed, in seq order."""
 
-    comments: list[Comment]
+    comments: list[Entry]
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,7 @@ class Notified:
 
     first: int
     last: int
-    comments: list[Comment] | None
+    comments: list[Entry] | None
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from collections import deque
 
-from ..model import Comment
+from ..model import Comment, Entry, Event, pinned_data, tombstone
 
 
 class Ring:
-    """The last ``capacity`` delivered comments, contiguous in seq."""
+    """The last ``capacity`` delivered stream entries, contiguous in seq."""
 
     def __init__(self, capacity: int) -> None:
-        self._items: deque[Comment] = deque(maxlen=max(1, capacity))
+        self._items: deque[Entry] = deque(maxlen=max(1, capacity))
 
     def __len__(self) -> int:
         return len(self._items)
@@ -25,14 +25,30 @@ class Ring:
     def last_seq(self) -> int | None:
         return self._items[-1].seq if self._items else None
 
-    def extend(self, comments: list[Comment]) -> None:
+    def extend(self, comments: list[Entry]) -> None:
         """Append comments that continue the ring; a jump resets it (no holes inside)."""
         for c in comments:
             if self._items and c.seq != self._items[-1].seq + 1:
                 self._items.clear()
             self._items.append(c)
 
-    def after(self, seq: int) -> list[Comment] | None:
+    def redact(self, target: int) -> None:
+        """Comment ``target`` was deleted: from now on a replay gives its tombstone,
+        and the pins that carried its text pin nothing (as replays from Postgres do)."""
+        items = self._items
+        if not items or target > items[-1].seq:
+            return
+        first = items[0].seq
+        if target >= first:
+            c = items[target - first]
+            if type(c) is Comment:
+                items[target - first] = tombstone(c.video_id, c.seq, c.created_at)
+        for i, e in enumerate(items):
+            if type(e) is Event and e.kind == "pinned" and e.target == target:
+                blank = pinned_data(e.video_id, None)
+                items[i] = Event(e.video_id, e.seq, "pinned", target, blank, e.created_at)
+
+    def after(self, seq: int) -> list[Entry] | None:
         """Comments with seq > ``seq``, or None when the ring no longer holds seq + 1."""
         if not self._items:
             return None
@@ -45,7 +61,7 @@ class Ring:
         start = seq + 1 - first
         return [self._items[i] for i in range(start, len(self._items))]
 
-    def newest(self, n: int) -> list[Comment]:
+    def newest(self, n: int) -> list[Entry]:
         """Up to ``n`` most recent comments, oldest first."""
         if n <= 0:
             return []

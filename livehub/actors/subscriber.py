@@ -13,8 +13,9 @@ from typing import Protocol
 
 import trio
 
-from ..model import Comment
+from ..model import Entry
 from ..sse import encode_comments
+from ..wsframes import encode_ws
 
 
 class Lagged(Exception):
@@ -26,12 +27,12 @@ class Resubscribe(Exception):
 
 
 class Frame:
-    """A contiguous run of comments delivered together; each encoding is made once
-    and shared by every subscriber."""
+    """A contiguous run of stream entries (comments and moderation events) delivered
+    together; each encoding is made once and shared by every subscriber."""
 
     __slots__ = ("_json", "_sse", "cache", "comments")
 
-    def __init__(self, comments: list[Comment]) -> None:
+    def __init__(self, comments: list[Entry]) -> None:
         self.comments = comments
         self._sse: bytes | None = None
         self._json: list[str] | None = None
@@ -50,9 +51,10 @@ class Frame:
             self._sse = encode_comments(self.comments)
         return self._sse
 
-    def json_messages(self) -> list[str]:
+    def ws_messages(self) -> list[str]:
+        """One WebSocket text message per entry (``wsframes.encode_ws``)."""
         if self._json is None:
-            self._json = [c.to_json() for c in self.comments]
+            self._json = [encode_ws(c) for c in self.comments]
         return self._json
 
 

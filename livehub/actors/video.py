@@ -16,7 +16,7 @@ import trio
 
 from ..config import Settings
 from ..errors import StoreUnavailable
-from ..model import Comment
+from ..model import Comment, Entry, Event
 from ..recovery import plan_resume
 from ..sse import PING, viewers_event
 from .batcher import serve_batcher
@@ -32,10 +32,11 @@ EXTRAS_SECONDS = 1.0  # how often an actor looks at pings and its video's viewer
 
 class Store(Protocol):
     async def insert(self, video_id: str, drafts: list) -> list[Comment]: ...
-    async def history(self, video_id: str, before: int | None, limit: int) -> list[Comment]: ...
-    async def read_range(
+    async def stream_tail(self, video_id: str, limit: int) -> list[Entry]: ...
+    async def pinned(self, video_id: str) -> tuple[int, str] | None: ...
+    async def read_stream(
         self, video_id: str, after: int, until: int | None = None, limit: int = 1000
-    ) -> list[Comment]: ...
+    ) -> list[Entry]: ...
 
 
 class NodeHooks(Protocol):
@@ -85,7 +86,10 @@ class VideoActor:
         self._subs: set[Subscription] = set()
         self._ring = Ring(settings.ring_size)
         self._last_delivered = 0
-        self._pending: list[Comment] = []  # delivered to the ring, not yet flushed
+        self._pending: list[Entry] = []  # delivered to the ring, not yet flushed
+        # the current pin (its event data JSON) for new viewers; None: nothing pinned
+        self._pin_seq: int | None = None
+        self._pin_data: str | None = None
         self._last_flush = -1e9
         self._last_activity = 0.0
         self._lagged_drops = 0
@@ -116,9 +120,11 @@ class VideoActor:
         re-subscribes from the last seq it sent and misses nothing.
         """
         try:
-            recent = await self._store.history(self.video_id, None, self._settings.ring_size)
-            recent.reverse()
+            recent = await self._store.stream_tail(self.video_id, self._settings.ring_size)
             self._ring.extend(recent)
+            pin = await self._store.pinned(self.video_id)
+            if pin is not None:
+                self._pin_seq, self._pin_data = pin
             self._last_delivered = recent[-1].seq if recent else 0
             self._last_activity = self._clock()
             task_status.started(self)
@@ -205,9 +211,11 @@ class VideoActor:
         sub = Subscription(self._settings.subscriber_queue_frames)
         self._subs.add(sub)
         self._hooks.viewers_changed(1)
-        msg.reply.set(Subscribed(sub, plan.replay, plan.store_gap, self._last_delivered))
+        msg.reply.set(
+            Subscribed(sub, plan.replay, plan.store_gap, self._last_delivered, self._pin_data)
+        )
 
-    async def _advance(self, first: int, last: int, comments: list[Comment] | None) -> None:
+    async def _advance(self, first: int, last: int, comments: list[Entry] | None) -> None:
         """Deliver seqs up to ``last``, reading from the store what we lack."""
         if last <= self._last_delivered:
             return
@@ -221,7 +229,7 @@ class VideoActor:
         self._gap_reads += 1
         try:
             while until is None or self._last_delivered < until:
-                rows = await self._store.read_range(
+                rows = await self._store.read_stream(
                     self.video_id, self._last_delivered, until, limit=1000
                 )
                 if not rows:
@@ -232,7 +240,7 @@ class VideoActor:
             # The periodic resync (or the next wake-up) retries from last_delivered.
             log.warning("video %s: gap read failed: %s", self.video_id, exc.message)
 
-    def _deliver(self, comments: list[Comment]) -> bool:
+    def _deliver(self, comments: list[Entry]) -> bool:
         """Append the contiguous prefix of ``comments``; False if none fitted."""
         expected = self._last_delivered + 1
         n = 0
@@ -246,7 +254,22 @@ class VideoActor:
         self._ring.extend(fresh)
         self._pending.extend(fresh)
         self._last_delivered = fresh[-1].seq
+        for e in fresh:
+            if type(e) is Event:
+                self._apply_event(e)
         return True
+
+    def _apply_event(self, e: Event) -> None:
+        """What a moderation event changes in what this actor hands out later: a
+        deleted comment replays as a tombstone (so does a pin that carried it), and
+        new viewers get the current pin."""
+        if e.kind == "deleted" and e.target is not None:
+            self._ring.redact(e.target)
+            if e.target == self._pin_seq:
+                self._pin_seq = self._pin_data = None
+        elif e.kind == "pinned":
+            self._pin_seq = e.target
+            self._pin_data = e.data if e.target is not None else None
 
     async def _flush(self, now: float) -> None:
         """Hand the pending comments to every subscriber as one shared frame.

@@ -13,7 +13,7 @@ from .. import logs
 from ..config import Settings, SettingsError
 from ..service import open_service
 from ..sockets import set_user_timeout_on_listeners
-from . import comments, cors, devtoken, errors, ops, viewer, ws
+from . import comments, cors, devtoken, errors, moderation, ops, viewer, ws
 from .front import front
 from .hypercorn_internals import capture_raw_send, install
 
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     app.register_blueprint(viewer.bp)
     app.register_blueprint(devtoken.bp)
     app.register_blueprint(ws.bp)
+    app.register_blueprint(moderation.bp)
 
     @app.before_serving
     async def start_service() -> None:

@@ -50,6 +50,10 @@ async def hot_route_before_start(video_id: str) -> Response:
     )
 
 
+def _dict_or_none(comment) -> dict | None:
+    return None if comment is None else comment.as_dict()
+
+
 @bp.get("/comments/<video_id>")
 async def get_comments(video_id: str) -> Response:
     svc = current_app.service
@@ -78,5 +82,6 @@ async def get_comments(video_id: str) -> Response:
             "comments": [c.as_dict() for c in comments],
             "next_cursor": next_cursor,
             "viewers": await svc.viewers.read_total(video_id),
+            "pinned": _dict_or_none(await svc.store.pinned_comment(video_id)),
         }
     )

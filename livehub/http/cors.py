@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit
 
-ALLOW_METHODS = b"GET, HEAD, POST, OPTIONS"
+ALLOW_METHODS = b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"  # moderation too
 READ_METHODS = b"GET, HEAD, OPTIONS"
 ALLOW_HEADERS = b"authorization, content-type, last-event-id, x-request-id"
 EXPOSE_HEADERS = b"retry-after, x-request-id, x-livehub-node"

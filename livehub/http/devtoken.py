@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 
-import trio
-from quart import Blueprint, Response, current_app, request
+from quart import Blueprint, Response, current_app
 
 from ..auth import MAX_USER_ID_CHARS, mint
-from ..errors import BadRequest, PayloadTooLarge, RequestTimeout
+from ..errors import BadRequest
+from .body import read_body
 from .errors import error_response
 
 bp = Blueprint("devtoken", __name__)
@@ -27,7 +27,7 @@ async def dev_token() -> Response:
     settings = current_app.settings
     if not settings.dev_tokens:
         return error_response(404, "not_found", "not found")
-    body = await _read_body(settings.max_body_bytes, settings.body_timeout_seconds)
+    body = await read_body(settings.max_body_bytes, settings.body_timeout_seconds)
     user = display_name(body)
     if not settings.jwt_secret:
         return error_response(404, "not_found", "dev tokens need LIVEHUB_JWT_SECRET")
@@ -37,20 +37,6 @@ async def dev_token() -> Response:
         content_type="application/json",
         headers={"Cache-Control": "no-store"},
     )
-
-
-async def _read_body(max_bytes: int, timeout_seconds: float) -> bytes:
-    """The request body: 413 past ``max_bytes``, 408 when it stalls."""
-    chunks: list[bytes] = []
-    size = 0
-    with trio.move_on_after(timeout_seconds):
-        async for chunk in request.body:
-            size += len(chunk)
-            if size > max_bytes:
-                raise PayloadTooLarge(f"body is larger than {max_bytes} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
-    raise RequestTimeout("the request body did not arrive in time")
 
 
 def display_name(body: bytes) -> str:

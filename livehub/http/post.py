@@ -42,6 +42,7 @@ async def post_comment(app, scope: dict, receive, send, raw_video_id: str) -> No
         body = await req.body(settings.max_body_bytes, settings.body_timeout_seconds)
         message = validate.comment_message(body, settings.max_message_chars)
         with svc.gate.post():  # a drain waits for this post (or refuses it: 503)
+            await svc.moderation.check_post(video_id, who.user_id, message)  # 403 banned/closed
             check_limits(svc, who.user_id, video_id)
             comment = await svc.registry.post(video_id, Draft(who.user_id, message, who.user_name))
         svc.metrics.posts.inc()

@@ -97,7 +97,9 @@ async def _serve(
         await send(
             {
                 "type": "http.response.body",
-                "body": retry + sse.viewers_event(session.count),
+                "body": retry
+                + sse.viewers_event(session.count)
+                + sse.pinned_snapshot(session.feed.pinned_at_connect),
                 "more_body": True,
             }
         )

@@ -6,6 +6,8 @@ Server -> client, one JSON text message each:
   {"type": "error", "error": {"code", "message"}, "status": N}   (a bad post, ...)
   {"type": "ping"}                        after heartbeat_seconds without a comment
   {"type": "viewers", "count": N}         viewers of the video on every node, on change
+  {"type": "deleted" | "pinned" | "settings", "id": seq, ...}   moderation events, in
+                                          the same seq order (``wsframes.py``)
 The server closes with 1012 (service restart) when the node shuts down and 1013 when
 it cannot continue gaplessly: reconnect (to any node) with ``?last_event_id=``.
 Client -> server: {"type": "post", "message": "..."}; an optional "ref" is echoed back
@@ -27,6 +29,7 @@ from .. import validate
 from ..errors import BadRequest, LivehubError, PayloadTooLarge, StoreUnavailable, Unauthorized
 from ..gate import Draining
 from ..model import Draft
+from ..wsframes import pinned_snapshot_ws
 from .comments import check_limits
 from .errors import status_of
 from .session import ViewerSession
@@ -34,7 +37,6 @@ from .session import ViewerSession
 bp = Blueprint("ws", __name__)
 
 PING = '{"type":"ping"}'
-COMMENT_PREFIX = '{"type":"comment","comment":'  # + the frame's shared comment JSON + "}"
 CLOSE_TRY_AGAIN = 1013  # RFC 6455 "Try Again Later": reconnect with last_event_id
 CLOSE_RESTART = 1012  # "Service Restart": this node shuts down; reconnect elsewhere
 
@@ -97,6 +99,8 @@ async def _write_feed(session: ViewerSession, out: _Outbox, nursery: trio.Nurser
     this task waits on a slow client. A drain closes with 1012 once the node's posts
     in flight (this client's too) are answered."""
     await out.send(_viewers_message(session.count))
+    for text in pinned_snapshot_ws(session.feed.pinned_at_connect):  # a new viewer: the pin
+        await out.send(text)
     try:
         while True:
             try:
@@ -111,8 +115,8 @@ async def _write_feed(session: ViewerSession, out: _Outbox, nursery: trio.Nurser
             if due.ping:
                 await out.send(PING)
             for frame in due.frames:
-                for comment in frame.json_messages():
-                    await out.send(COMMENT_PREFIX + comment + "}")
+                for text in frame.ws_messages():
+                    await out.send(text)
     except StoreUnavailable as exc:
         # Cannot continue gaplessly now: say so; the client resumes by last_event_id.
         await out.send(_error_message(exc, None))
@@ -138,6 +142,7 @@ async def _read_posts(video_id: str, token: str | None, out: _Outbox) -> None:
                 raise Unauthorized("posting needs a token: connect with ?token=<JWT>")
             who = await svc.tokens.verify(token)  # it may have expired
             with svc.gate.post():  # a drain waits until the answer below is written
+                await svc.moderation.check_post(video_id, who.user_id, message)
                 check_limits(svc, who.user_id, video_id)
                 comment = await svc.registry.post(
                     video_id, Draft(who.user_id, message, who.user_name)

@@ -61,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     a("--resume-pause", type=float, default=2.0, help="seconds a dropped viewer stays away")
     a("--resume-at", type=float, default=None, help="seconds into posting (default: 1/3)")
     a("--message-bytes", type=int, default=0, help="pad each message to this many bytes")
+    a(
+        "--delete-fraction",
+        type=float,
+        default=0.0,
+        help="livehub: share of accepted comments a moderator deletes while posting",
+    )
     a("--procs", type=int, default=1, help="processes sharing the viewers")
     a("--jwt-secret", default=None, help="HS256 secret (or LIVEHUB_JWT_SECRET)")
     a("--jwt-secret-file", default=None, help=f"file holding it (default {DEFAULT_SECRET_FILE})")
@@ -179,6 +185,7 @@ def build_config(args: argparse.Namespace) -> LoadConfig:
         db_pids=tuple(args.db_pid),
         viewer_targets=tuple(viewer_targets),
         transport=args.transport,
+        delete_fraction=args.delete_fraction,
     )
 
 

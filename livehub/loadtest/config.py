@@ -39,6 +39,8 @@ class LoadConfig:
     viewer_targets: tuple[tuple[str, int, tuple], ...] = ()
     # How viewers subscribe: "sse" (GET .../stream) or "ws" (livehub's GET .../ws).
     transport: str = "sse"
+    # livehub: share of accepted comments a moderator deletes during posting (deleter.py)
+    delete_fraction: float = 0.0
 
     @property
     def marker(self) -> bytes:

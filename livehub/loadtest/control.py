@@ -6,7 +6,8 @@ it is a multiprocessing Pipe read from a worker thread. Messages, in order:
   group -> coordinator  ("connected", connected, total)
   coordinator -> group  ("post_start", drop_at_monotonic | None)
   coordinator -> group  ("drain", {video: [(send_ns, key, seq), ...]}, drain_until_monotonic,
-                         {video: [key of a post cut in flight, ...]})
+                         {video: [key of a post cut in flight, ...]},
+                         {video: {"done": [(key, seq, answered_ns)], "unknown": [(key, seq)]}})
   group -> coordinator  ("result", dict)
 """
 

@@ -52,12 +52,21 @@ async def run_group(cfg: LoadConfig, shard: int, shards: int, ctl: Channel) -> N
         if drop_at is not None:
             nursery.start_soon(_drop_resumers, viewers, trio_deadline(drop_at))
 
-        kind, accepted, drain_until, cut = await ctl.recv()
+        kind, accepted, drain_until, cut, deleted = await ctl.recv()
         assert kind == "drain"
-        wanted = {video: len(posts) for video, posts in accepted.items()}
+        # every seq of a video arrives: its comments (or their tombstones) and deletions
+        wanted = {
+            video: len(posts) + len(deleted.get(video, {}).get("done", ()))
+            for video, posts in accepted.items()
+        }
+
+        def has_all(v: Viewer) -> bool:
+            # a comment arrives as itself or as a tombstone (counted in del_ids)
+            return len(v.keys) + len(v.del_ids) >= wanted.get(v.video, 0)
+
         with trio.move_on_at(trio_deadline(drain_until)):
             # a poll, not an Event: a per-event check would cost the hot path more
-            while not all(len(v.keys) >= wanted.get(v.video, 0) for v in viewers):  # noqa: ASYNC110
+            while not all(has_all(v) for v in viewers):  # noqa: ASYNC110
                 await trio.sleep(DRAIN_POLL_S)
         cpu1, wall1 = self_cpu_seconds(), time.monotonic()
         nursery.cancel_scope.cancel()
@@ -66,7 +75,15 @@ async def run_group(cfg: LoadConfig, shard: int, shards: int, ctl: Channel) -> N
         (
             "result",
             _result(
-                cfg, viewers, counters, accepted, cut, post_start_ns, cpu1 - cpu0, wall1 - wall0
+                cfg,
+                viewers,
+                counters,
+                accepted,
+                cut,
+                deleted,
+                post_start_ns,
+                cpu1 - cpu0,
+                wall1 - wall0,
             ),
         )
     )
@@ -86,30 +103,58 @@ def _concat(arrays: list[array]) -> array:
     return out
 
 
-def _expected_for(posts: list[tuple[int, int, int]], after_ns: int, maybe=()) -> Expected:
+def _expected_for(
+    posts: list[tuple[int, int, int]], after_ns: int, maybe=(), deleted: dict | None = None
+) -> Expected:
     """What a viewer connected at ``after_ns`` must get, from ``posts`` sorted by send_ns;
-    ``maybe``: keys of posts cut in flight, which it may or may not get."""
+    ``maybe``: keys of posts cut in flight, which it may or may not get; ``deleted``: the
+    deleter's record for the video (``DeleteLog.by_video``)."""
     start = bisect_left(posts, (after_ns, -1, -1))
     chosen = posts[start:]
     seqs = tuple(sorted(seq for _, _, seq in chosen if seq >= 0))
-    return Expected(frozenset(key for _, key, _ in chosen), seqs, frozenset(maybe))
+    keys = frozenset(key for _, key, _ in chosen)
+    done = (deleted or {}).get("done", ())
+    unknown = (deleted or {}).get("unknown", ())
+    mine = [d for d in done if d[0] in keys]
+    return Expected(
+        keys,
+        seqs,
+        frozenset(maybe),
+        deleted_at_ns={key: ns for key, _, ns in mine},
+        deleted_seqs=frozenset(seq for _, seq, _ in mine),
+        deletions_max=len(done) + len(unknown),
+        maybe_deleted=frozenset(key for key, _ in unknown),
+        maybe_deleted_seqs=frozenset(seq for _, seq in unknown),
+    )
 
 
-def _result(cfg, viewers, counters, accepted, cut, post_start_ns, cpu_s, wall_s) -> dict:
+def _result(cfg, viewers, counters, accepted, cut, deleted, post_start_ns, cpu_s, wall_s) -> dict:
     full: dict[int, Expected] = {}
     audits, failed, late = [], [], 0
     for viewer in viewers:
         posts = accepted.get(viewer.video, [])
         if viewer.connected_ns and viewer.connected_ns <= post_start_ns:
             if viewer.video not in full:
-                full[viewer.video] = _expected_for(posts, 0, cut.get(viewer.video, ()))
+                full[viewer.video] = _expected_for(
+                    posts, 0, cut.get(viewer.video, ()), deleted.get(viewer.video)
+                )
             expected = full[viewer.video]
         else:
             late += 1  # connected after posting began (or never): only later posts count
             expected = _expected_for(
-                posts, viewer.connected_ns or time.time_ns(), cut.get(viewer.video, ())
+                posts,
+                viewer.connected_ns or time.time_ns(),
+                cut.get(viewer.video, ()),
+                deleted.get(viewer.video),
             )
-        audit = audit_viewer(viewer.keys, viewer.ids, expected, cfg.target == "livehub")
+        audit = audit_viewer(
+            viewer.keys,
+            viewer.ids,
+            expected,
+            cfg.target == "livehub",
+            deletions=list(zip(viewer.del_ids, viewer.del_targets, strict=True)),
+            conn_marks=viewer.conn_marks,
+        )
         audits.append(audit)
         if not audit.ok and len(failed) < MAX_FAILED_REPORTED:
             failed.append(

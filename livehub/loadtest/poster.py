@@ -24,10 +24,13 @@ from livehub.loadtest.sse import make_message, pack_key
 TOKEN_SLACK_S = 3600  # tokens outlive the run by this much
 
 
-def mint_token(secret: str, subject: str, lifetime_s: float) -> str:
-    """An HS256 JWT with ``sub`` and ``exp``, as livehub expects."""
+def mint_token(secret: str, subject: str, lifetime_s: float, roles: list | None = None) -> str:
+    """An HS256 JWT with ``sub`` and ``exp`` (and ``roles``), as livehub expects."""
     exp = int(time.time() + lifetime_s + TOKEN_SLACK_S)
-    return jwt.encode({"sub": subject, "exp": exp}, secret, algorithm="HS256")
+    claims: dict = {"sub": subject, "exp": exp}
+    if roles:
+        claims["roles"] = roles
+    return jwt.encode(claims, secret, algorithm="HS256")
 
 
 class PostLog:

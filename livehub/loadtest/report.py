@@ -12,7 +12,15 @@ from livehub.loadtest.stats import summarize_us
 BUSY_CORE_FRACTION = 0.85  # a load-test process above this share of a core is the bottleneck
 LATE_WARN_MS = 100  # open-loop posts later than this mean the offered rate was not kept
 RATE_LIMITED_WARN_FRACTION = 0.05  # 429s past this share of posts: not the load asked for
-AUDIT_KEYS = ("missing", "duplicates", "unexpected", "order_regressions", "seq_gaps")
+AUDIT_KEYS = (
+    "missing",
+    "duplicates",
+    "unexpected",
+    "order_regressions",
+    "seq_gaps",
+    "deletions_missing",
+    "deleted_text_resumed",
+)
 
 
 def _merge_arrays(groups: list[dict], name: str) -> array:
@@ -123,7 +131,8 @@ def build_report(cfg: LoadConfig, raw: dict, notes: tuple[str, ...] = ()) -> dic
         audit.get(k, 0) == 0
         for k in (*AUDIT_KEYS, "seq_mismatch", "never_connected", "viewers_failed")
     )
-    ok = log.accepted > 0 and (cfg.viewers == 0 or clean)
+    refused = (raw.get("deletes") or {}).get("refused", 0)
+    ok = log.accepted > 0 and (cfg.viewers == 0 or clean) and not refused
     return {
         "config": {k: v for k, v in asdict(cfg).items() if k != "jwt_secret"},
         "notes": list(notes),
@@ -132,6 +141,7 @@ def build_report(cfg: LoadConfig, raw: dict, notes: tuple[str, ...] = ()) -> dic
         "viewers_connected": raw["viewers_connected"],
         "phases_s": {k: round(v, 3) for k, v in phases.items()},
         "posts": posts,
+        "deletes": raw.get("deletes", {}),
         "delivery_latency": live,
         "delivery_latency_resumed": resumed,
         "delivery_latency_by_viewer_url": _by_target(cfg, groups, "lat_live_by_target_us"),
@@ -219,6 +229,16 @@ def format_table(rep: dict) -> str:
             + "  ".join(f"{k} {audit.get(k, 0)}" for k in (*AUDIT_KEYS, "seq_mismatch")),
         )
     )
+    deletes = rep.get("deletes") or {}
+    if deletes.get("deleted") or deletes.get("unknown") or deletes.get("refused"):
+        rows.append(
+            (
+                "deletions",
+                f"deleted {deletes.get('deleted', 0)}  unanswered {deletes.get('unknown', 0)}"
+                f"  refused {deletes.get('refused', 0)}  tombstones received "
+                f"{audit.get('tombstones', 0)}",
+            )
+        )
     rows.append(
         (
             "viewers",

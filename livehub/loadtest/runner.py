@@ -15,6 +15,7 @@ import trio
 
 from livehub.loadtest.config import LoadConfig
 from livehub.loadtest.control import Channel, PipeChannel, memory_channel_pair
+from livehub.loadtest.deleter import DeleteLog, run_deleter
 from livehub.loadtest.group import run_group
 from livehub.loadtest.poster import PostLog, run_posters
 from livehub.loadtest.procstat import Sample, loadavg, sample, self_cpu_seconds
@@ -84,7 +85,13 @@ async def run_load(cfg: LoadConfig) -> dict:
             take("post_start")
             cpu0, wall0 = self_cpu_seconds(), time.monotonic()
             log = PostLog()
-            await run_posters(cfg, log)
+            deletes = DeleteLog()
+            async with trio.open_nursery() as posting:
+                posted = trio.Event()
+                if cfg.delete_fraction > 0 and cfg.target == "livehub":
+                    posting.start_soon(run_deleter, cfg, log, deletes, posted)
+                await run_posters(cfg, log)
+                posted.set()
             out["phases"]["posting_s"] = time.monotonic() - wall0
             take("post_end")
             cpu_post = self_cpu_seconds() - cpu0
@@ -93,7 +100,9 @@ async def run_load(cfg: LoadConfig) -> dict:
             drain_until = time.monotonic() + cfg.drain_s
             t_drain = time.monotonic()
             for ch in channels:
-                await ch.send(("drain", accepted, drain_until, log.cut_by_video()))
+                await ch.send(
+                    ("drain", accepted, drain_until, log.cut_by_video(), deletes.by_video())
+                )
             results = [(await ch.recv())[1] for ch in channels]
             out["phases"]["drain_s"] = time.monotonic() - t_drain
             take("drained")
@@ -110,5 +119,6 @@ async def run_load(cfg: LoadConfig) -> dict:
     out["db_samples"] = db
     out["loadavg"]["end"] = loadavg()
     out["posts"] = log
+    out["deletes"] = deletes.summary()
     out["groups"] = results
     return out

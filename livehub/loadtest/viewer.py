@@ -27,7 +27,9 @@ from livehub.loadtest.ws import (
     check_handshake,
     client_frame,
     comment_seq,
+    deleted_seq,
     handshake_request,
+    stream_event,
 )
 
 RECONNECT_DELAY_S = 0.2  # like EventSource's retry, short: we want to see gaps, not wait
@@ -59,7 +61,10 @@ class Viewer:
         "_lat",
         "_scope",
         "_target",
+        "conn_marks",
         "connected_ns",
+        "del_ids",
+        "del_targets",
         "disconnects",
         "dropping",
         "errors",
@@ -84,6 +89,11 @@ class Viewer:
         self.resumer = cfg.is_resumer(index)
         self.keys = array("q")  # packed (poster, n) of each message, in arrival order
         self.ids = array("q")  # orderable event ids, in arrival order
+        # livehub moderation: each "deleted" event's id and the seq it deletes (equal
+        # for a tombstone: a deleted comment's own seq, replayed without its text)
+        self.del_ids = array("q")
+        self.del_targets = array("q")
+        self.conn_marks: list[tuple[int, int]] = []  # (connected at ns, len(keys) then)
         self.last_id: bytes | None = None  # SSE: the last event id seen
         self.last_seq: int | None = None  # WS: the last comment seq seen
         self.connected_ns = 0  # wall clock of the first successful connect
@@ -143,6 +153,7 @@ class Viewer:
         return cfg.host, cfg.family, cfg.addr
 
     def _mark_connected(self) -> None:
+        self.conn_marks.append((time.time_ns(), len(self.keys)))
         if not self.connected_ns:
             self.connected_ns = time.time_ns()
             self._counters.connected += 1
@@ -190,6 +201,13 @@ class Viewer:
         before = len(keys)
         for ev in events:
             if ev.event not in COMMENT_EVENTS:
+                if ev.id is not None:  # a moderation event: a position of the stream too
+                    self.last_id = ev.id
+                    key = order_key(ev.id)
+                    if key is not None:
+                        ids.append(key)
+                        if ev.event == b"deleted":
+                            self._deleted(key, ev.data)
                 continue
             if ev.id is not None:
                 self.last_id = ev.id
@@ -204,6 +222,12 @@ class Viewer:
             lat.append(now_us - token.send_ns // 1000)
         if len(keys) != before:
             self._counters.comment_reads += 1
+
+    def _deleted(self, event_id: int, data: bytes) -> None:
+        target = deleted_seq(data)
+        if target is not None:
+            self.del_ids.append(event_id)
+            self.del_targets.append(target)
 
     async def _connect_and_read_ws(self) -> None:
         """livehub's WebSocket: resume after the last seq seen, answer pings, return
@@ -251,6 +275,12 @@ class Viewer:
         for message in messages:
             seq = comment_seq(message)
             if seq is None:
+                event = stream_event(message)  # a moderation event: it has a position
+                if event is not None:
+                    kind, last = event
+                    ids.append(last)
+                    if kind == b"deleted":
+                        self._deleted(last, message)
                 continue  # viewers, ping: not comments
             last = seq
             token = find_token(message, marker)

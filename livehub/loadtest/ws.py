@@ -148,6 +148,22 @@ class WsParser:
         return out
 
 
+_EVENT_RE = re.compile(rb'\{"type":"([a-z]+)","id":(\d+)')
+
+
+def stream_event(message: bytes) -> tuple[bytes, int] | None:
+    """``(kind, id)`` of a livehub moderation event message
+    (``{"type": "deleted", "id": 9, ...}``); None for any other message."""
+    match = _EVENT_RE.match(message)
+    return (match.group(1), int(match.group(2))) if match else None
+
+
+def deleted_seq(data: bytes) -> int | None:
+    """The deleted comment's ``seq`` in a ``deleted`` event (SSE data or WS message)."""
+    match = _SEQ_RE.search(data)
+    return int(match.group(1)) if match else None
+
+
 def comment_seq(message: bytes) -> int | None:
     """The ``seq`` of a livehub ``{"type":"comment",...}`` message; None for any other
     message (``viewers``, ``ping``, ...). The comment's first key holding a number named

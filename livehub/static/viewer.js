@@ -14,6 +14,11 @@
 // allowed origin, or a dev token for a display name from POST /dev/token (only when
 // the server runs with LIVEHUB_DEV_TOKENS=1, as scripts/run does). All user text is
 // put in the page with textContent, never as HTML.
+//
+// Moderation: a token whose "roles" claim holds "moderator" or "moderator:<video>"
+// gets a moderator bar (close/open the chat) and pin / delete / ban controls on each
+// comment; an author may delete their own. The pinned comment sits above the list,
+// and deletions, pins and settings arrive live on the stream.
 (function () {
   "use strict";
 
@@ -23,6 +28,8 @@
   var AT_BOTTOM_PX = 48; // "at the bottom" tolerance: live comments keep the view pinned
   var OFFLINE_AFTER_MS = 8000; // reconnecting this long without success shows "offline"
   var DEV_KEY = "livehub.devtoken";
+  var BAN_CHOICES = [["300", "5 minutes"], ["3600", "1 hour"], ["86400", "1 day"],
+    ["permanent", "for good"]];
 
   function el(tag, cls, text) {
     var node = document.createElement(tag);
@@ -46,6 +53,16 @@
       withAttrs(el("span", "lh-viewers"), { id: "lh-viewers", hidden: "" }),
       withAttrs(el("span", "lh-state", "Connecting…"),
         { id: "lh-state", "data-state": "connecting", role: "status" }));
+    var modbar = withAttrs(el("div", "lh-modbar"), { id: "lh-modbar", hidden: "" });
+    modbar.append(el("span", "", "Moderating"),
+      withAttrs(el("button", "lh-link", "Close chat"), { type: "button", id: "lh-toggle-chat" }),
+      withAttrs(el("span", "lh-notice"), { id: "lh-notice", role: "status" }));
+    var pinned = withAttrs(el("aside", "lh-pinned"),
+      { id: "lh-pinned", "aria-label": "Pinned comment", hidden: "" });
+    pinned.append(el("span", "lh-pin-label", "📌 Pinned"),
+      withAttrs(el("b", "lh-pin-user"), { id: "lh-pin-user" }),
+      withAttrs(el("p", "lh-pin-msg"), { id: "lh-pin-msg" }),
+      withAttrs(el("button", "lh-link", "Unpin"), { type: "button", id: "lh-unpin", hidden: "" }));
     var scroll = withAttrs(el("div", "lh-scroll"), { id: "lh-scroll" });
     scroll.append(
       withAttrs(el("p", "lh-older", "Loading comments…"), { id: "lh-older" }),
@@ -69,9 +86,11 @@
     var meta = el("p", "lh-meta");
     meta.append(who, withAttrs(el("span", "lh-count"), { id: "lh-count" }));
     var foot = el("footer", "lh-foot");
-    foot.append(join, post, meta,
+    foot.append(
+      withAttrs(el("p", "lh-closed", "The chat is closed."), { id: "lh-closed", role: "status", hidden: "" }),
+      join, post, meta,
       withAttrs(el("p", "lh-error"), { id: "lh-error", role: "alert", hidden: "" }));
-    root.append(head, scroll, pillRow, foot);
+    root.append(head, modbar, pinned, scroll, pillRow, foot);
   }
 
   function mount(root, options) {
@@ -82,6 +101,7 @@
     var getToken = typeof options.getToken === "function" ? options.getToken : null;
     var embedOrigins = options.embedOrigins || [];
     var api = base + "/comments/" + encodeURIComponent(video);
+    var videoApi = base + "/videos/" + encodeURIComponent(video); // pin, bans, settings
     if (!root.querySelector("#lh-list")) build(root, video);
     function $(id) { return root.querySelector("#" + id); }
     var scroller = $("lh-scroll"), list = $("lh-list"), older = $("lh-older");
@@ -96,6 +116,7 @@
     var source = null;
     var retryTimer = null, offlineTimer = null, retryDelay = 1000;
     var me = { token: null, user: null, dev: false };
+    var mod = { roles: [], closed: false, pinnedSeq: null };
 
     // ---------- comments on the page ----------
     function hue(text) {
@@ -104,12 +125,16 @@
       return h;
     }
 
+    function displayName(c) {
+      return typeof c.user_name === "string" && c.user_name ? c.user_name : String(c.user_id);
+    }
+
     function render(c) {
       var li = el("li", "lh-c");
       li.dataset.seq = String(c.seq);
       if (me.user !== null && c.user_id === me.user) li.classList.add("lh-mine");
       var user = String(c.user_id);
-      var shownName = typeof c.user_name === "string" && c.user_name ? c.user_name : user;
+      var shownName = displayName(c);
       var avatar = el("span", "lh-avatar",
         Array.from(shownName)[0] ? Array.from(shownName)[0].toUpperCase() : "?");
       avatar.style.setProperty("--hue", String(hue(user)));
@@ -125,6 +150,7 @@
       if (!isNaN(when)) time.title = when.toLocaleString();
       line.appendChild(time);
       li.append(avatar, line, el("p", "lh-msg", String(c.message)));
+      modDecorate(li, c);
       return li;
     }
 
@@ -196,6 +222,8 @@
       setState("connecting");
       fetchPage(null).then(function (page) {
         page.comments.slice().reverse().forEach(insert);
+        modShowPinned(page.pinned || null);
+        modLoadSettings();
         nextCursor = page.next_cursor;
         streamSeq = page.comments.length ? page.comments[0].seq : 0;
         olderLabel();
@@ -277,6 +305,7 @@
       if (source) source.close();
       var es = new EventSource(api + "/stream?last_event_id=" + streamSeq);
       source = es;
+      modListen(es);
       es.onopen = function () {
         if (source !== es) return;
         retryDelay = 1000;
@@ -359,6 +388,7 @@
       $("lh-sep").hidden = !dev;
       $("lh-user").textContent =
         (claims && typeof claims.name === "string" && claims.name) || me.user || "you";
+      modSignedIn(claims);
     }
 
     function signOut() {
@@ -469,6 +499,7 @@
         signOut();
         return "You are signed out (" + e.message + "). Pick a name to post again.";
       }
+      if (status === 403) return modExplain(e);
       if (status === 429) {
         var wait = response.headers.get("Retry-After");
         return "You are posting too fast." + (wait ? " Try again in " + wait + " s." : "");
@@ -500,7 +531,7 @@
         return apiError(r).then(function (e) { showError(explain(r.status, e, r)); });
       }, function () {
         showError("Could not reach the server. Your comment was not sent.");
-      }).finally(function () { button.disabled = false; });
+      }).finally(function () { button.disabled = mod.closed; }); // closed meanwhile: stays off
     });
 
     messageEl.addEventListener("keydown", function (event) {
@@ -520,6 +551,162 @@
       if (!errorEl.hidden) showError("");
     });
     $("lh-signout").addEventListener("click", signOut);
+
+    // ---------- moderation: roles, pinned comment, deletions, chat closed ----------
+    // Roles come from the token's "roles" claim (what the server checks; the page only
+    // decides which controls to show). Deletions, pins and settings changes arrive on
+    // the stream as events with their own ids, so resuming replays them in order.
+    function modIsModerator() {
+      return mod.roles.indexOf("moderator") >= 0 || mod.roles.indexOf("moderator:" + video) >= 0;
+    }
+
+    function modSignedIn(claims) {
+      var roles = claims ? claims.roles : null;
+      if (typeof roles === "string") roles = roles.split(/\s+/);
+      mod.roles = Array.isArray(roles) ? roles.filter(function (r) { return typeof r === "string"; }) : [];
+      $("lh-modbar").hidden = !modIsModerator();
+      $("lh-unpin").hidden = !modIsModerator();
+      list.querySelectorAll("li.lh-c").forEach(function (li) {
+        var c = { seq: Number(li.dataset.seq), user_id: li.dataset.user, user_name: li.dataset.name };
+        li.classList.toggle("lh-mine", me.user !== null && c.user_id === me.user);
+        modDecorate(li, c);
+      });
+    }
+
+    // The controls on one comment: a moderator may pin, delete and ban; its author may delete.
+    function modDecorate(li, c) {
+      li.dataset.user = String(c.user_id);
+      li.dataset.name = displayName(c);
+      var old = li.querySelector(".lh-tools");
+      if (old) old.remove();
+      var mine = me.user !== null && c.user_id === me.user;
+      if (!modIsModerator() && !mine) return;
+      var tools = el("div", "lh-tools");
+      if (modIsModerator()) {
+        var pin = withAttrs(el("button", "lh-link lh-pin", "Pin"), { type: "button" });
+        pin.addEventListener("click", function () {
+          modRequest("PUT", videoApi + "/pin", { seq: c.seq });
+        });
+        tools.appendChild(pin);
+      }
+      var del = withAttrs(el("button", "lh-link lh-delete", "Delete"), { type: "button" });
+      del.addEventListener("click", function () {
+        modRequest("DELETE", api + "/" + c.seq).then(function (ok) {
+          if (ok) modRemove(c.seq); // the stream says so too, to everyone
+        });
+      });
+      tools.appendChild(del);
+      if (modIsModerator() && !mine) {
+        var who = displayName(c);
+        var ban = withAttrs(el("select", "lh-ban"), { "aria-label": "Ban " + who });
+        ban.appendChild(new Option("Ban…", ""));
+        BAN_CHOICES.forEach(function (choice) { ban.appendChild(new Option(choice[1], choice[0])); });
+        ban.addEventListener("change", function () {
+          var choice = ban.value;
+          ban.value = "";
+          if (!choice) return;
+          var seconds = choice === "permanent" ? null : Number(choice);
+          modRequest("POST", videoApi + "/bans",
+            { user_id: String(c.user_id), seconds: seconds }).then(function (ok) {
+            if (ok) modNotice(who + " is banned " + (seconds === null ? "for good" :
+              "for " + BAN_CHOICES.filter(function (x) { return x[0] === choice; })[0][1]));
+          });
+        });
+        tools.appendChild(ban);
+      }
+      li.appendChild(tools);
+    }
+
+    function modRequest(method, url, body) {
+      var init = { method: method, headers: { "Authorization": "Bearer " + me.token } };
+      if (body !== undefined) {
+        init.headers["Content-Type"] = "application/json";
+        init.body = JSON.stringify(body);
+      }
+      return fetch(url, init).then(function (r) {
+        if (r.ok) { showError(""); return true; }
+        return apiError(r).then(function (e) { showError(e.message); return false; });
+      }, function () {
+        showError("Could not reach the server. Try again.");
+        return false;
+      });
+    }
+
+    function modNotice(text) {
+      var notice = $("lh-notice");
+      notice.textContent = text;
+      setTimeout(function () { if (notice.textContent === text) notice.textContent = ""; }, 5000);
+    }
+
+    function modRemove(seq) {
+      var li = shown.get(seq);
+      if (li) {
+        li.remove();
+        shown.delete(seq);
+        olderLabel();
+      }
+      if (mod.pinnedSeq === seq) modShowPinned(null);
+    }
+
+    function modShowPinned(c) {
+      var box = $("lh-pinned");
+      if (!valid(c)) {
+        mod.pinnedSeq = null;
+        box.hidden = true;
+        return;
+      }
+      mod.pinnedSeq = c.seq;
+      var name = $("lh-pin-user");
+      name.textContent = displayName(c);
+      name.title = displayName(c) !== String(c.user_id) ? String(c.user_id) : "";
+      $("lh-pin-msg").textContent = String(c.message);
+      box.hidden = false;
+    }
+
+    function modShowSettings(s) {
+      mod.closed = !!s.closed;
+      $("lh-closed").hidden = !mod.closed;
+      $("lh-post").classList.toggle("lh-off", mod.closed);
+      $("lh-send").disabled = mod.closed;
+      $("lh-toggle-chat").textContent = mod.closed ? "Open chat" : "Close chat";
+      if (typeof s.max_message_chars === "number") maxChars = s.max_message_chars;
+    }
+
+    function modLoadSettings() {
+      fetch(videoApi + "/settings", { cache: "no-store" })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (s) { if (s) modShowSettings(s); }, function () {});
+    }
+
+    function modExplain(e) {
+      if (e.code === "banned") return "You are banned from this chat.";
+      if (e.code === "chat_closed") return "The chat is closed.";
+      return e.message;
+    }
+
+    // Moderation events on the stream; their ids advance our resume position too.
+    function modListen(es) {
+      function handle(name, fn) {
+        es.addEventListener(name, function (event) {
+          if (source !== es) return;
+          var data;
+          try { data = JSON.parse(event.data); } catch (e) { return; }
+          var id = Number(event.lastEventId);
+          if (event.lastEventId && Number.isInteger(id) && id > streamSeq) streamSeq = id;
+          fn(data || {});
+        });
+      }
+      handle("deleted", function (d) { if (Number.isInteger(d.seq)) modRemove(d.seq); });
+      handle("pinned", function (d) { modShowPinned(d.comment || null); });
+      handle("settings", modShowSettings);
+    }
+
+    $("lh-unpin").addEventListener("click", function () {
+      modRequest("DELETE", videoApi + "/pin");
+    });
+    $("lh-toggle-chat").addEventListener("click", function () {
+      modRequest("PATCH", videoApi + "/settings", { closed: !mod.closed });
+    });
 
     initialToken();
     loadNewest();

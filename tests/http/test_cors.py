@@ -47,6 +47,20 @@ async def test_preflight_from_a_listed_origin_grants_posting(cors_server):
     assert r.status_code == 204
     assert r.headers["access-control-allow-origin"] == SITE
     assert "POST" in r.headers["access-control-allow-methods"]
+
+
+async def test_preflight_grants_the_moderation_methods_to_a_listed_origin(cors_server):
+    # An inline embed's moderator pins (PUT), unpins and deletes (DELETE), closes the
+    # chat (PATCH) from the site's origin.
+    async with cors_server.client() as client:
+        for method, path in (
+            ("PUT", "/videos/v/pin"),
+            ("DELETE", "/comments/v/3"),
+            ("PATCH", "/videos/v/settings"),
+        ):
+            r = await client.options(path, headers=preflight(SITE, method))
+            assert r.status_code == 204, (method, path)
+            assert method in r.headers["access-control-allow-methods"].split(", ")
     allowed = {h.strip() for h in r.headers["access-control-allow-headers"].split(",")}
     assert {"authorization", "content-type", "last-event-id"} <= allowed
     assert r.headers["vary"] == "Origin"

@@ -61,7 +61,7 @@ async def test_page_size_defaults_to_50_and_is_clamped_to_500(server, client):
 async def test_unknown_video_is_an_empty_page(client):
     r = await client.get("/comments/never-posted")
     assert r.status_code == 200
-    assert r.json() == {"comments": [], "next_cursor": None, "viewers": 0}
+    assert r.json() == {"comments": [], "next_cursor": None, "viewers": 0, "pinned": None}
 
 
 async def test_cursor_beyond_the_start_is_empty(server, client):
@@ -70,6 +70,7 @@ async def test_cursor_beyond_the_start_is_empty(server, client):
         "comments": [],
         "next_cursor": None,
         "viewers": 0,
+        "pinned": None,
     }
 
 

@@ -68,3 +68,51 @@ def test_a_post_cut_in_flight_may_arrive_or_not():
     other = pack_key(1, 9)
     extra = audit_viewer([*KEYS, cut, other], (*SEQS, 7, 8), expected, check_contiguous=True)
     assert extra.unexpected == 1 and extra.seq_mismatch == 1 and not extra.ok
+
+
+# -- deletions during the run (livehub --delete-fraction) --
+# comments seq 1..6; the deleter deletes seq 3 (KEYS[2]) at t=1000: event seq 7
+DELETED = Expected(
+    frozenset(KEYS),
+    SEQS,
+    deleted_at_ns={KEYS[2]: 1000},
+    deleted_seqs=frozenset({3}),
+    deletions_max=1,
+)
+
+
+def test_a_viewer_that_saw_a_deleted_comment_gets_its_deletion_and_passes():
+    ids = [*SEQS, 7]
+    audit = audit_viewer(KEYS, ids, DELETED, True, deletions=[(7, 3)], conn_marks=[(0, 0)])
+    assert audit.ok and audit.tombstones == 0 and audit.received == 6, audit
+
+
+def test_a_resumer_gets_a_tombstone_instead_of_the_text_and_passes():
+    keys = [k for k in KEYS if k != KEYS[2]]
+    ids = [*SEQS, 7]  # seq 3 still arrives: as a tombstone
+    audit = audit_viewer(
+        keys, ids, DELETED, True, deletions=[(3, 3), (7, 3)], conn_marks=[(0, 0), (5000, 2)]
+    )
+    assert audit.ok and audit.tombstones == 1 and audit.missing == 0, audit
+
+
+def test_a_missing_deletion_event_fails():
+    audit = audit_viewer(KEYS, SEQS, DELETED, True, deletions=[], conn_marks=[(0, 0)])
+    assert audit.deletions_missing == 1 and not audit.ok
+
+
+def test_deleted_text_on_a_connection_opened_after_the_deletion_fails():
+    # the viewer reconnected at t = 1000 + 1 s, after 2 comments, and still got seq 3's text
+    marks = [(0, 0), (1000 + 1_000_000_000, 2)]
+    audit = audit_viewer(KEYS, [*SEQS, 7], DELETED, True, deletions=[(7, 3)], conn_marks=marks)
+    assert audit.deleted_text_resumed == 1 and not audit.ok
+
+
+def test_a_tombstone_for_a_comment_nobody_deleted_or_extra_deletion_events_fail():
+    keys = [k for k in KEYS if k != KEYS[1]]
+    audit = audit_viewer(keys, SEQS, EXPECTED, True, deletions=[(2, 2)], conn_marks=[(0, 0)])
+    assert audit.seq_mismatch >= 1 and not audit.ok
+    audit = audit_viewer(
+        KEYS, [*SEQS, 7, 8], DELETED, True, deletions=[(7, 3), (8, 3)], conn_marks=[(0, 0)]
+    )
+    assert audit.seq_mismatch == 1 and not audit.ok

@@ -170,3 +170,14 @@ def test_ws_refused_when_auto_detects_nchan(monkeypatch, capsys):
     monkeypatch.setattr("livehub.loadtest.cli.detect_target", nginx)
     assert main(["--url", "http://127.0.0.1:1", "--transport", "ws", "--deadline", "5"]) == 2
     assert "nchan has no /comments/<video>/ws endpoint" in capsys.readouterr().err
+
+
+def test_moderation_event_messages_have_a_position_and_deletions_a_target():
+    from livehub.loadtest.ws import comment_seq, deleted_seq, stream_event
+
+    deleted = b'{"type":"deleted","id":9,"video_id":"v","seq":5}'
+    assert stream_event(deleted) == (b"deleted", 9) and deleted_seq(deleted) == 5
+    assert comment_seq(deleted) is None
+    assert stream_event(b'{"type":"pinned","id":4,"video_id":"v","comment":null}')[1] == 4
+    assert stream_event(b'{"type":"viewers","count":3}') is None
+    assert stream_event(b'{"type":"pinned","video_id":"v","comment":null}') is None  # snapshot

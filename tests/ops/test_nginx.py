@@ -277,3 +277,26 @@ async def test_the_edge_limits_answer_429_as_json(cluster_behind_nginx):
     finally:
         for stream in streams:
             await stream.aclose()
+
+
+async def test_moderation_goes_to_the_node_of_the_video(cluster_behind_nginx):
+    proxy, _ = cluster_behind_nginx
+    mod = auth("mod", ["moderator"])
+    with trio.fail_after(20):
+        async with httpx.AsyncClient(base_url=proxy.url, timeout=10) as c:
+            home = (await post(c, proxy.url, "to delete", "w")).headers["X-Livehub-Node"]
+            calls = [
+                ("DELETE", "/comments/launch/1", None),
+                ("POST", "/videos/launch/bans", {"user_id": "troll", "seconds": 60}),
+                ("GET", "/videos/launch/bans", None),
+                ("DELETE", "/videos/launch/bans/troll", None),
+                ("PATCH", "/videos/launch/settings", {"slow_mode_seconds": 0}),
+                ("GET", "/videos/launch/settings", None),
+                ("GET", "/videos/launch/moderation", None),
+            ]
+            for method, path, body in calls:
+                kw = {} if body is None else {"json": body}
+                r = await c.request(method, path, headers=mod, **kw)
+                assert r.status_code < 300, (method, path, r.text)
+                assert r.headers["X-Livehub-Node"] == home, (method, path)
+            assert (await c.get("/comments/launch")).json()["comments"] == []

@@ -1,0 +1,200 @@
+"""Moderation endpoints: delete a comment, bans, chat settings, the pin, the log.
+
+Roles come from the token (``roles.py``); the rules are ``moderation.py``; the SQL
+is ``modstore.py``. Every action that viewers see commits stream events (a deletion,
+a pin, a settings change) which are then handed to this node's actor for the video
+and to the other nodes through the bus, exactly like committed comments.
+"""
+
+from __future__ import annotations
+
+import json
+
+from quart import Blueprint, Response, current_app, request
+
+from .. import moderation, validate
+from ..actors.messages import Notified
+from ..errors import BadRequest, Forbidden, InvalidInput, NotFound, UnsupportedMediaType
+from ..model import Event
+from ..moderation import (
+    may_delete,
+    parse_ban,
+    parse_pin,
+    parse_settings_patch,
+    require_moderator,
+)
+from ..roles import Principal, roles_from_claims
+from .body import read_body
+
+bp = Blueprint("moderation", __name__)
+
+LOG_PAGE_DEFAULT = 50
+LOG_PAGE_MAX = 500
+
+
+def _json(body: object, status: int = 200) -> Response:
+    return Response(
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        status=status,
+        content_type="application/json",
+    )
+
+
+def _no_content() -> Response:
+    return Response("", status=204)
+
+
+async def _principal(svc) -> Principal:
+    """The caller, from ``Authorization: Bearer``; raises Unauthorized (401)."""
+    who = await svc.tokens.verify_header(request.headers.get("Authorization"))
+    return Principal(who.user_id, roles_from_claims(who.claims, svc.settings.roles_claim))
+
+
+async def _body(svc) -> bytes:
+    ctype = request.headers.get("Content-Type")
+    if ctype is not None:
+        mime = ctype.split(";", 1)[0].strip().lower()
+        if mime != "application/json" and not mime.endswith("+json"):
+            raise UnsupportedMediaType("Content-Type must be application/json")
+    return await read_body(svc.settings.max_body_bytes, svc.settings.body_timeout_seconds)
+
+
+def _seq(raw: str) -> int:
+    seq = validate.non_negative_int("seq", raw)
+    if not seq:
+        raise BadRequest("seq must be a positive integer", "invalid_seq")
+    return seq
+
+
+def _publish(svc, video_id: str, events: list[Event]) -> None:
+    """Committed events go where committed comments go: this node's actor for the
+    video (if it is live here) and, by a wake-up, every other node's."""
+    if events:
+        svc.registry.notify_nowait(video_id, Notified(events[0].seq, events[-1].seq, events))
+        svc.bus.committed(video_id, events)
+
+
+@bp.delete("/comments/<video_id>/<seq>")
+async def delete_comment(video_id: str, seq: str) -> Response:
+    svc = current_app.service
+    video_id = validate.video_id(video_id)
+    target = _seq(seq)
+    principal = await _principal(svc)
+    author = await svc.modstore.author(video_id, target)
+    if author is None:
+        raise NotFound(f"no comment {target} in video {video_id}")
+    if not may_delete(principal, video_id, author):
+        raise Forbidden("only the author or a moderator of the video may delete a comment")
+    events = await svc.modstore.delete(video_id, target, principal.user_id)
+    if not events:  # deleted meanwhile by someone else
+        raise NotFound(f"no comment {target} in video {video_id}")
+    _publish(svc, video_id, events)
+    svc.metrics.moderation.labels("delete").inc()
+    return _no_content()
+
+
+@bp.post("/videos/<video_id>/bans")
+async def ban(video_id: str) -> Response:
+    svc = current_app.service
+    video_id = validate.video_id(video_id)
+    principal = await _principal(svc)
+    require_moderator(principal, video_id)
+    req = parse_ban(await _body(svc))
+    stored, events = await svc.modstore.ban(
+        video_id, req.user_id, req.seconds, principal.user_id, req.delete_comments
+    )
+    _publish(svc, video_id, events)
+    await svc.moderation.changed(video_id)
+    svc.metrics.moderation.labels("ban").inc()
+    return _json({**stored.as_dict(), "deleted": [e.target for e in events]}, 201)
+
+
+@bp.get("/videos/<video_id>/bans")
+async def list_bans(video_id: str) -> Response:
+    svc = current_app.service
+    video_id = validate.video_id(video_id)
+    require_moderator(await _principal(svc), video_id)
+    return _json({"bans": [b.as_dict() for b in await svc.modstore.bans(video_id)]})
+
+
+@bp.delete("/videos/<video_id>/bans/<path:user_id>")
+async def unban(video_id: str, user_id: str) -> Response:
+    svc = current_app.service
+    video_id = validate.video_id(video_id)
+    principal = await _principal(svc)
+    require_moderator(principal, video_id)
+    try:
+        user_id = moderation.user_id(user_id)
+    except InvalidInput as exc:
+        raise BadRequest(exc.message, exc.code) from None
+    if not await svc.modstore.unban(video_id, user_id, principal.user_id):
+        raise NotFound(f"{user_id!r} is not banned from video {video_id}")
+    await svc.moderation.changed(video_id)
+    svc.metrics.moderation.labels("unban").inc()
+    return _no_content()
+
+
+@bp.get("/videos/<video_id>/settings")
+async def get_settings(video_id: str) -> Response:
+    svc = current_app.service
+    video_id = validate.video_id(video_id)
+    stored = (await svc.modstore.stored_settings([video_id])).get(video_id)
+    return _json({"video_id": video_id, **svc.moderation.effective(video_id, stored).as_dict()})
+
+
+@bp.patch("/videos/<video_id>/settings")
+async def patch_settings(video_id: str) -> Response:
+    svc = current_app.service
+    video_id = validate.video_id(video_id)
+    principal = await _principal(svc)
+    require_moderator(principal, video_id)
+    changes = parse_settings_patch(await _body(svc), svc.settings.max_message_chars)
+    now, events = await svc.modstore.update_settings(
+        video_id,
+        changes,
+        principal.user_id,
+        lambda stored: svc.moderation.effective(video_id, stored),
+    )
+    _publish(svc, video_id, events)
+    await svc.moderation.changed(video_id)
+    svc.metrics.moderation.labels("settings").inc()
+    return _json({"video_id": video_id, **now.as_dict()})
+
+
+@bp.put("/videos/<video_id>/pin")
+async def pin(video_id: str) -> Response:
+    svc = current_app.service
+    video_id = validate.video_id(video_id)
+    principal = await _principal(svc)
+    require_moderator(principal, video_id)
+    seq = parse_pin(await _body(svc))
+    events = await svc.modstore.pin(video_id, seq, principal.user_id)
+    if events is None:
+        raise NotFound(f"no comment {seq} in video {video_id}")
+    _publish(svc, video_id, events)
+    svc.metrics.moderation.labels("pin").inc()
+    return _json({"video_id": video_id, "pinned": json.loads(events[0].data)["comment"]})
+
+
+@bp.delete("/videos/<video_id>/pin")
+async def unpin(video_id: str) -> Response:
+    svc = current_app.service
+    video_id = validate.video_id(video_id)
+    principal = await _principal(svc)
+    require_moderator(principal, video_id)
+    _publish(svc, video_id, await svc.modstore.pin(video_id, None, principal.user_id) or [])
+    svc.metrics.moderation.labels("unpin").inc()
+    return _no_content()
+
+
+@bp.get("/videos/<video_id>/moderation")
+async def moderation_log(video_id: str) -> Response:
+    svc = current_app.service
+    video_id = validate.video_id(video_id)
+    require_moderator(await _principal(svc), video_id)
+    cursor = validate.non_negative_int("cursor", request.args.get("cursor"))
+    pagesize = validate.non_negative_int("pagesize", request.args.get("pagesize"))
+    limit = min(LOG_PAGE_DEFAULT if not pagesize else pagesize, LOG_PAGE_MAX)
+    actions = await svc.modstore.log_page(video_id, cursor, limit)
+    next_cursor = actions[-1]["id"] if len(actions) == limit else None
+    return _json({"actions": actions, "next_cursor": next_cursor})
