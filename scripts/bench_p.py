@@ -12,8 +12,9 @@ one after another, each started and stopped by PID here:
   livehub-hc      the same with LIVEHUB_SERVER=hypercorn (Hypercorn's trio worker)
 
 livehub is measured posting to 200 videos (c) and to one video (c1), after a 3-second
-warm-up run (the first post to a video starts its actor); the peers answer any path. Each row: requests/s, non-2xx responses, and the server's CPU (its process
-tree; Postgres apart) per request. The headline is each rate divided by the floor's,
+warm-up run (the first post to a video starts its actor); the peers answer any path.
+Each row: requests/s, non-2xx responses, and the server's CPU (its process tree;
+Postgres apart) per request. The headline is each rate divided by the floor's,
 from this run. Writes DIR/p.json.
 """
 
