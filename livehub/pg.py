@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -20,6 +21,7 @@ import trio_asyncio
 from .errors import StoreUnavailable
 
 T = TypeVar("T")
+log = logging.getLogger("livehub.pg")
 
 # Errors that mean "Postgres is not answering", as opposed to a bug in our SQL.
 UNAVAILABLE = (
@@ -32,17 +34,31 @@ UNAVAILABLE = (
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.ConnectionFailureError,
+    # asyncpg's own state machine broken by a connection lost mid-query ("cannot switch
+    # to state 12"), seen while Postgres restarts: unavailable, not a bug of ours.
+    asyncpg.exceptions.InternalClientError,
 )
+
+
+def _log_asyncio_error(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """The loop's exception handler: log what asyncio would have logged. trio-asyncio's
+    default raises it into the loop's nursery instead, so one stray error of asyncpg's
+    (e.g. "unexpected connection_lost() call" on a connection whose query a
+    disconnecting client cancelled) ended the pool, the service and the worker."""
+    log.warning("asyncio: %s", context.get("message", "error"), exc_info=context.get("exception"))
 
 
 @contextlib.asynccontextmanager
 async def open_loop() -> AsyncIterator[asyncio.AbstractEventLoop]:
-    """The current trio-asyncio loop, or a new one for the duration of the block."""
+    """The current trio-asyncio loop, or a new one for the duration of the block;
+    either way its unhandled asyncio errors are logged, not raised into Trio."""
     loop = trio_asyncio.current_loop.get()
     if loop is not None:
+        loop.set_exception_handler(_log_asyncio_error)
         yield loop
         return
     async with trio_asyncio.open_loop() as loop:
+        loop.set_exception_handler(_log_asyncio_error)
         yield loop
 
 

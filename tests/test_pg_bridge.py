@@ -250,3 +250,20 @@ async def test_clients_that_disconnect_mid_post_leak_no_connection(server, setti
             assert r.json()["seq"] == len(seqs)
             assert (await client.get("/readyz")).status_code == 200
     await wait_until(pool_idle, within=5)  # background work (resync, notifier) may hold one briefly
+
+
+async def test_a_stray_asyncio_error_is_logged_and_the_pool_goes_on(dsn, caplog):
+    # An error no asyncio code awaits (asyncpg's "unexpected connection_lost() call" on
+    # a connection whose query a departing client cancelled) reaches the loop's
+    # exception handler. trio-asyncio's default raised it into Trio and ended the
+    # pool, the service and the worker; ours logs it.
+    async with open_database(dsn, max_size=2) as db:
+
+        def stray() -> None:
+            raise ConnectionError("unexpected connection_lost() call")
+
+        db.loop.call_soon(stray)
+        with trio.fail_after(5):
+            await trio.sleep(0.1)
+            assert await db.fetchval("SELECT 41 + 1") == 42
+    assert any("unexpected connection_lost" in r.getMessage() or r.exc_info for r in caplog.records)
