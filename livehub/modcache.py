@@ -24,6 +24,8 @@ from .modstore import PgModerationStore
 log = logging.getLogger("livehub.moderation")
 
 FORGET_AFTER_SECONDS = 60.0  # a video nobody posted to for this long is dropped
+FULL_REFRESH_EVERY = 60  # refreshes (30 s at 0.5 s): reread every live video's rules
+RECHECK_SECONDS = 5.0  # log entries this recent are looked at again (late commits)
 
 
 class ModerationCache:
@@ -107,9 +109,17 @@ class ModerationCache:
             )
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> NoReturn:
+        """Keep the rules of the videos posted to lately fresh. Each refresh asks the
+        moderation log which of them changed (one small query) and reloads only those;
+        every FULL_REFRESH_EVERY refreshes, or after a failed one, all of them. Reading
+        every video's bans and settings twice a second cost ~0.08 core and 20-40 ms
+        tails with 200 live videos."""
+        log_id = await self._log_head_or_none()
         task_status.started(self)
+        rounds = 0
         while True:
             await trio.sleep(self._refresh_seconds)
+            rounds += 1
             cutoff = self._clock() - FORGET_AFTER_SECONDS
             for video_id in [v for v, t in self._used.items() if t < cutoff]:
                 del self._used[video_id]
@@ -118,7 +128,22 @@ class ModerationCache:
             if not videos:
                 continue
             try:
-                await self.reload(videos)
+                if log_id is None or rounds % FULL_REFRESH_EVERY == 0:
+                    head = await self._store.log_head()
+                    await self.reload(videos)
+                else:
+                    head, changed = await self._store.changed_since(log_id, videos, RECHECK_SECONDS)
+                    if changed:
+                        await self.reload([v for v in videos if v in changed])
+                log_id = head
             except Exception:  # StoreUnavailable or a Postgres error: keep the last rules
                 self.refresh_failures += 1
+                log_id = None  # read everything again next time
                 log.warning("moderation rules not refreshed", exc_info=True)
+
+    async def _log_head_or_none(self) -> int | None:
+        try:
+            return await self._store.log_head()
+        except Exception:  # Postgres down at start: the first refresh reads everything
+            log.warning("moderation log not readable at start", exc_info=True)
+            return None

@@ -88,6 +88,18 @@ ON CONFLICT (video_id) DO UPDATE SET
 RETURNING closed, slow_mode_seconds, max_message_chars
 """
 
+# Which of these videos had a moderation action since log id $1 (every action that
+# changes bans or settings writes moderation_log in its transaction), and the log's
+# head. Ids are taken at insert, so a transaction that commits after a later one
+# shows a lower id than the head already seen: actions of the last RECHECK_SECONDS are
+# looked at again on every refresh, so such a late commit is not missed.
+CHANGED_SQL = """
+SELECT coalesce(max(id), $1)::bigint,
+       coalesce(array_agg(DISTINCT video_id) FILTER (WHERE video_id = ANY($2::text[])), '{}')
+FROM moderation_log
+WHERE id > $1 OR created_at > now() - $3::float8 * interval '1 second'
+"""
+LOG_HEAD_SQL = "SELECT coalesce(max(id), 0)::bigint FROM moderation_log"
 ACTIVE_BANS_SQL = """
 SELECT video_id, user_id, extract(epoch FROM expires_at)::float8 FROM bans
 WHERE video_id = ANY($1::text[]) AND (expires_at IS NULL OR expires_at > now())
@@ -155,6 +167,18 @@ class PgModerationStore:
     async def stored_settings(self, video_ids: Sequence[str]) -> dict[str, StoredSettings]:
         rows = await self.db.fetch(SETTINGS_SQL, list(video_ids))
         return {r[0]: StoredSettings(r[1], r[2], r[3]) for r in rows}
+
+    async def log_head(self) -> int:
+        """The newest moderation log id (0: none yet)."""
+        return await self.db.fetchval(LOG_HEAD_SQL)
+
+    async def changed_since(
+        self, log_id: int, video_ids: Sequence[str], recheck_seconds: float
+    ) -> tuple[int, set[str]]:
+        """(the log's head, which of ``video_ids`` had an action after ``log_id`` or in
+        the last ``recheck_seconds``)."""
+        row = await self.db.fetchrow(CHANGED_SQL, log_id, list(video_ids), recheck_seconds)
+        return row[0], set(row[1])
 
     async def active_bans(self, video_ids: Sequence[str]) -> dict[str, dict[str, float | None]]:
         """Per video: banned user -> end of the ban (epoch seconds; None: permanent)."""
