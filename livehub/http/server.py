@@ -287,6 +287,12 @@ class Connection:
             self.state.protocol_errors += 1
             event = None
         if event is h11.NEED_DATA:
+            if self.h11.they_are_waiting_for_100_continue:
+                # The client holds the body back until told to send it (Expect:
+                # 100-continue); the app asking for it is that moment.
+                await self._write(
+                    self.h11.send(h11.InformationalResponse(status_code=100, headers=[]))
+                )
             with trio.move_on_at(self._body_deadline) as scope:
                 event = await self._next_body_event()
             if scope.cancelled_caught:

@@ -148,6 +148,22 @@ async def test_pipelined_requests_are_answered_in_order_on_one_connection():
         assert all(r.startswith(b"HTTP/1.1 201") for r in responses)
 
 
+async def test_expect_100_continue_gets_its_interim_answer_before_the_body():
+    async with lean() as (port, _):
+        s = await connect(port)
+        await s.send_all(
+            b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n"
+        )
+        buf = bytearray()
+        with trio.fail_after(3):
+            while b"\r\n\r\n" not in buf:
+                buf += await s.receive_some(65536)
+        assert buf.startswith(b"HTTP/1.1 100 ")
+        await s.send_all(b"body")
+        (r,) = await read_responses(s, 1)
+        assert json.loads(r.split(b"\r\n\r\n", 1)[1]) == {"got": "body", "path": "/e"}
+
+
 async def test_a_chunked_request_body_is_read_and_a_bad_one_ends_only_its_connection():
     async with lean() as (port, _):
         s = await connect(port)
