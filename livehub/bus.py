@@ -2,7 +2,8 @@
 
 - Notifier: after commits, the wake-ups this node owes are sent a few milliseconds
   later as one autocommit statement of ``pg_notify`` calls (never inside the insert
-  transaction: a notifying commit takes a cluster-wide lock, DESIGN.md).
+  transaction: a notifying commit takes a cluster-wide lock held until its commit is
+  flushed, so every notifying commit in the database would queue behind the last).
 - Listener: one dedicated connection LISTENing only to the channels of videos this
   node has actors for; it routes each wake-up to its actor. On connection loss it
   reconnects with backoff, re-LISTENs, and tells every actor to resync from the

@@ -2,8 +2,7 @@
 
 Nothing outside ``pg.py``, ``store.py``, ``bus.py`` and ``migrate.py`` sees asyncio or
 asyncpg. Hypercorn spawns request tasks from its own nursery, where the trio-asyncio
-loop contextvar is not set, so every call passes the loop explicitly
-(STACK-NOTES.md).
+loop contextvar is not set, so every call passes the loop explicitly.
 """
 
 from __future__ import annotations

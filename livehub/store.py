@@ -23,7 +23,8 @@ _CREATED = """to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US
 # One statement, so one implicit transaction and one round trip. The upsert on the
 # video's counter row takes its row lock: writers of one video serialize across all
 # nodes, and an aborted statement rolls the counter back, so seqs have no holes.
-# No NOTIFY here: the node sends wake-ups after commit (DESIGN.md).
+# No NOTIFY here: the node sends wake-ups after commit (docs/ARCHITECTURE.md, the
+# write path: a notifying commit takes a cluster-wide lock until it is flushed).
 INSERT_SQL = f"""
 WITH bump AS (
     INSERT INTO videos AS v (video_id, last_seq) VALUES ($1, $2)

@@ -11,7 +11,7 @@ read ~1.00 confirms one event per write. CPU per write = server CPU during posti
 drain / writes; for livehub the process's CPU (the write path; Postgres's CPU, reported
 too, is the posts' cost) and, as a cross-check, the delivered count from /metrics. nchan
 (one nginx worker) is run with the same load as the analogue. Target for livehub: <= 40 us
-per write (a naive Quart + Hypercorn generator: ~130 us, STACK-NOTES.md). Writes
+per write (a naive Quart + Hypercorn generator: ~130 us, measured on a 2-core box). Writes
 DIR/w-<peer>.json.
 """
 
