@@ -151,23 +151,6 @@ class Gate:
             raise Draining()
         return None
 
-    async def wait_forever(self, fn: Callable[[], Awaitable[T]]) -> T:
-        """``await fn()`` (no deadline).
-
-        Raises:
-            Draining: the node started draining (now or while waiting).
-        """
-        if self._draining:
-            raise Draining()
-        scope = trio.CancelScope()
-        self._waiting.add(scope)
-        try:
-            with scope:
-                return await fn()
-        finally:
-            self._waiting.discard(scope)
-        raise Draining()  # only a drain cancels this scope
-
     async def drain(self, grace_seconds: float) -> bool:
         """Start refusing, end the streams, wait for posts and streams to finish.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from .errors import BadRequest, InvalidComment, Unauthorized
+from .errors import BadRequest, InvalidComment, Unauthorized, UnsupportedMediaType
 
 VIDEO_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_INT_PARAM = 2**62  # seqs are bigint; anything larger is nonsense, not a cursor
@@ -78,6 +78,20 @@ def comment_message(body: bytes, max_chars: int) -> str:
     except UnicodeEncodeError:
         raise InvalidComment("message holds unpaired surrogates", "message_invalid") from None
     return message
+
+
+def json_content_type(value: str | None) -> None:
+    """A request body's Content-Type must be JSON (``application/json`` or ``*+json``);
+    a body without one is read as JSON (lenient).
+
+    Raises:
+        UnsupportedMediaType: any other type (415).
+    """
+    if value is None:
+        return
+    mime = value.split(";", 1)[0].strip().lower()
+    if mime != "application/json" and not mime.endswith("+json"):
+        raise UnsupportedMediaType("Content-Type must be application/json")
 
 
 def last_event_id(header: str | None, query: str | None) -> int | None:

@@ -14,7 +14,7 @@ from quart import Blueprint, Response, current_app, request
 
 from .. import moderation, validate
 from ..actors.messages import Notified
-from ..errors import BadRequest, Forbidden, InvalidInput, NotFound, UnsupportedMediaType
+from ..errors import BadRequest, Forbidden, InvalidInput, NotFound
 from ..model import Event
 from ..moderation import (
     may_delete,
@@ -51,11 +51,7 @@ async def _principal(svc) -> Principal:
 
 
 async def _body(svc) -> bytes:
-    ctype = request.headers.get("Content-Type")
-    if ctype is not None:
-        mime = ctype.split(";", 1)[0].strip().lower()
-        if mime != "application/json" and not mime.endswith("+json"):
-            raise UnsupportedMediaType("Content-Type must be application/json")
+    validate.json_content_type(request.headers.get("Content-Type"))
     return await read_body(svc.settings.max_body_bytes, svc.settings.body_timeout_seconds)
 
 

@@ -11,19 +11,10 @@ from __future__ import annotations
 import time
 
 from .. import logs, validate
-from ..errors import LivehubError, UnsupportedMediaType
+from ..errors import LivehubError
 from ..model import Draft
 from .comments import check_limits
 from .raw import NOSNIFF, Request, dumps, error_headers, request_id, respond
-
-
-def check_content_type(value: str | None) -> None:
-    """Raises UnsupportedMediaType unless the body is (or may be read as) JSON."""
-    if value is None:
-        return  # lenient: a body without a type is read as JSON
-    mime = value.split(";", 1)[0].strip().lower()
-    if mime != "application/json" and not mime.endswith("+json"):
-        raise UnsupportedMediaType("Content-Type must be application/json")
 
 
 async def post_comment(app, scope: dict, receive, send, raw_video_id: str) -> None:
@@ -38,7 +29,7 @@ async def post_comment(app, scope: dict, receive, send, raw_video_id: str) -> No
         headers.append((b"x-livehub-node", svc.node_id.encode("ascii")))
         video_id = validate.video_id(raw_video_id)
         who = await svc.tokens.verify_header(req.header(b"authorization"))
-        check_content_type(req.header(b"content-type"))
+        validate.json_content_type(req.header(b"content-type"))
         body = await req.body(settings.max_body_bytes, settings.body_timeout_seconds)
         message = validate.comment_message(body, settings.max_message_chars)
         with svc.gate.post():  # a drain waits for this post (or refuses it: 503)

@@ -23,8 +23,10 @@ connection does everything:
 - a client that breaks the protocol, sends too much, stalls or vanishes ends its own
   connection only; an app error is a 500 for that request, logged with its id.
 
-A streaming handler may take the connection's socket for direct writes
-(:class:`Connection` is in ``scope["extensions"]``, see ``livehub/http/transport.py``).
+The HTTP/1.x rules around h11 (refusals, error bodies, the replayed head) are the pure
+functions of ``livehub/http/h1.py``. A streaming handler may take the connection's
+socket for direct writes (:class:`Connection` is in ``scope["extensions"]``, see
+``livehub/http/transport.py``).
 """
 
 from __future__ import annotations
@@ -32,46 +34,22 @@ from __future__ import annotations
 import logging
 import math
 import socket as stdsocket
-import time
 from collections.abc import Awaitable, Callable
-from email.utils import formatdate
 from urllib.parse import unquote
 
 import h11
 import trio
 
 from .. import logs
+from . import h1
 
 log = logging.getLogger("livehub.server")
 
 MAX_RECV = 65536
 LEAN_EXTENSION = "livehub.connection"
-ERROR_BODIES = {
-    400: b'{"error":{"code":"bad_request","message":"malformed HTTP request"}}',
-    408: b'{"error":{"code":"request_timeout","message":"the request was not received in time"}}',
-    413: b'{"error":{"code":"payload_too_large","message":"request is too large"}}',
-    431: b'{"error":{"code":"headers_too_large","message":"request headers are too large"}}',
-    505: b'{"error":{"code":"http_version_not_supported","message":"only HTTP/1.x is served"}}',
-    500: b'{"error":{"code":"internal","message":"internal server error"}}',
-}
 NO_BODY_STATUSES = frozenset({204, 304})
 
 App = Callable[[dict, Callable, Callable], Awaitable[None]]
-
-
-class _Date:
-    """The Date header, formatted once per second rather than per response."""
-
-    def __init__(self) -> None:
-        self._second = -1
-        self._value = b""
-
-    def value(self) -> bytes:
-        now = int(time.time())
-        if now != self._second:
-            self._second = now
-            self._value = formatdate(now, usegmt=True).encode("ascii")
-        return self._value
 
 
 class ServerState:
@@ -95,13 +73,9 @@ class ServerState:
         self.root_path = root_path
         self.lifespan_state = lifespan_state if lifespan_state is not None else {}
         self.websocket_handoff = websocket_handoff
-        self.date = _Date()
+        self.date = h1.DateHeader()
         self.terminating = False
         self._idle: set[trio.CancelScope] = set()
-        self.connections = 0
-        self.requests = 0
-        self.protocol_errors = 0
-        self.app_errors = 0
 
     def terminate(self) -> None:
         """Stop serving new requests: idle keep-alive connections close now; busy ones
@@ -144,8 +118,10 @@ class Connection:
                 request = await self._next_request()
                 if request is None:
                     return
-                if _is_websocket_upgrade(request) and self.state.websocket_handoff is not None:
-                    await self.state.websocket_handoff(self.stream, _request_bytes(request, self))
+                if h1.is_websocket_upgrade(request) and self.state.websocket_handoff is not None:
+                    await self.state.websocket_handoff(
+                        self.stream, h1.replay_bytes(request, self.h11.trailing_data[0])
+                    )
                     self.closed = True
                     return
                 await self._serve_request(request)
@@ -184,7 +160,7 @@ class Connection:
                         self.h11.receive_data(data)
                         continue
                     if isinstance(event, h11.Request):
-                        refusal = _refusal(event, self.state.max_head_bytes)
+                        refusal = h1.refusal(event, self.state.max_head_bytes)
                         if refusal:
                             await self._protocol_error(refusal)
                             return None
@@ -198,7 +174,6 @@ class Connection:
         return None
 
     async def _serve_request(self, request: h11.Request) -> None:
-        self.state.requests += 1
         self._request = request
         self._response_start = None
         self._response_started = False
@@ -230,7 +205,6 @@ class Connection:
         except (trio.BrokenResourceError, trio.ClosedResourceError, ClientGone):
             raise
         except Exception:
-            self.state.app_errors += 1
             log.exception(
                 "unhandled error in the app", extra={"path": scope["path"], "method": method}
             )
@@ -284,7 +258,6 @@ class Connection:
         try:
             event = self.h11.next_event()  # a small body came with the head: no wait
         except h11.RemoteProtocolError:
-            self.state.protocol_errors += 1
             event = None
         if event is h11.NEED_DATA:
             if self.h11.they_are_waiting_for_100_continue:
@@ -312,7 +285,6 @@ class Connection:
             try:
                 event = self.h11.next_event()
             except h11.RemoteProtocolError:
-                self.state.protocol_errors += 1
                 return None  # a bad chunked body, a short body at EOF: the client's problem
             if event is h11.NEED_DATA:
                 data = await self.stream.receive_some(MAX_RECV)
@@ -388,7 +360,7 @@ class Connection:
         """A JSON error of our own, then the connection closes."""
         if self.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
-        body = ERROR_BODIES.get(status, ERROR_BODIES[400])
+        body = h1.ERROR_BODIES.get(status, h1.ERROR_BODIES[400])
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", b"%d" % len(body)),
@@ -409,9 +381,8 @@ class Connection:
         await self._write(data)
 
     async def _protocol_error(self, status: int) -> None:
-        self.state.protocol_errors += 1
         try:
-            await self._send_error(status if status in ERROR_BODIES else 400)
+            await self._send_error(status if status in h1.ERROR_BODIES else 400)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
 
@@ -428,48 +399,6 @@ def _addr(sock, method: str) -> tuple[str, int] | None:
 
 def _has_partial_head(conn: h11.Connection) -> bool:
     return conn.their_state is h11.IDLE and bool(conn.trailing_data[0])
-
-
-def _refusal(request: h11.Request, max_head_bytes: int) -> int:
-    """A status for a request h11 accepts but livehub will not serve, else 0: HTTP/2's
-    preface ("PRI * HTTP/2.0"), a head over the limit (h11 bounds only what arrives
-    in pieces), and both Content-Length and Transfer-Encoding (RFC 9112 lets a server
-    refuse it; behind a proxy it is how requests are smuggled)."""
-    if request.http_version not in (b"1.0", b"1.1"):
-        return 505
-    size = len(request.target)
-    has_length = has_encoding = False
-    for name, value in request.headers:
-        size += len(name) + len(value) + 4
-        if name == b"content-length":
-            has_length = True
-        elif name == b"transfer-encoding":
-            has_encoding = True
-    if size > max_head_bytes:
-        return 431
-    if has_length and has_encoding:
-        return 400
-    return 0
-
-
-def _is_websocket_upgrade(request: h11.Request) -> bool:
-    if request.method != b"GET":
-        return False
-    upgrade = connection = b""
-    for name, value in request.headers:
-        if name == b"upgrade":
-            upgrade = value.strip().lower()
-        elif name == b"connection":
-            connection = value.lower()
-    return upgrade == b"websocket" and any(t.strip() == b"upgrade" for t in connection.split(b","))
-
-
-def _request_bytes(request: h11.Request, conn: Connection) -> bytes:
-    """The request head as the client sent it (h11 already checked it), plus whatever
-    followed it, for the server the connection is handed to."""
-    lines = [b"%s %s HTTP/%s" % (request.method, request.target, request.http_version)]
-    lines.extend(name + b": " + value for name, value in request.headers.raw_items())
-    return b"\r\n".join(lines) + b"\r\n\r\n" + conn.h11.trailing_data[0]
 
 
 async def _close(stream: trio.SocketStream) -> None:
@@ -492,11 +421,7 @@ async def serve_listeners(
     ends, however it ends."""
 
     async def handle(stream: trio.SocketStream) -> None:
-        state.connections += 1
-        try:
-            await Connection(state, stream).serve()
-        finally:
-            state.connections -= 1
+        await Connection(state, stream).serve()
 
     await trio.serve_listeners(
         handle, listeners, handler_nursery=handler_nursery, task_status=task_status

@@ -10,6 +10,7 @@ bytes; ``ws.py``: JSON messages).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import trio
@@ -108,6 +109,6 @@ class ViewerSession:
         """
         self.feed.set_direct_ready(True)
         try:
-            return await self.gate.wait_forever(self.feed.next_batch)
+            return await self.gate.wait(self.feed.next_batch, math.inf)
         finally:
             self.feed.set_direct_ready(False)
