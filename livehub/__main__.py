@@ -10,9 +10,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import logs
-from .config import Settings, SettingsError
-from .pgcluster import Cluster, PostgresNotFound
+from livehub.config import Settings, SettingsError
+from livehub.db.cluster import Cluster, PostgresNotFound
+from livehub.node import logs
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HYPERCORN_TOML = ROOT / "hypercorn.toml"
@@ -73,7 +73,7 @@ def database_env(settings: Settings, need_secret: bool = True) -> Iterator[Setti
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from hypercorn.config import Config
 
-    from .workers import serve, worker_count
+    from livehub.node.workers import serve, worker_count
 
     config = Config.from_toml(args.config) if args.config else Config()
     config.application_path = "livehub.asgi:app"
@@ -98,8 +98,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     import trio
 
-    from .migrate import migrate
-    from .pg import open_database
+    from livehub.db.bridge import open_database
+    from livehub.db.migrate import migrate
 
     async def main(dsn: str) -> list[str]:
         async with open_database(dsn, max_size=1) as db:
@@ -112,7 +112,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
-    from .auth import mint
+    from livehub.identity.auth import mint
 
     secret = settings.jwt_secret
     if not secret:
@@ -130,7 +130,7 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_loadtest(argv: list[str]) -> int:
-    from .loadtest.cli import main
+    from livehub_loadtest.cli import main
 
     return main(argv)
 

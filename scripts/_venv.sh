@@ -1,5 +1,6 @@
-# Sourced by scripts/run and scripts/test: create .venv and install livehub into it
-# when missing or when pyproject.toml changed since the last install. Idempotent.
+# Sourced by scripts/run and scripts/test: create .venv and install livehub (and the
+# load tester, tools/loadtest) into it when missing or when either pyproject.toml
+# changed since the last install. Idempotent.
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 PY="${PYTHON:-python3}"
@@ -8,10 +9,11 @@ if [ ! -x "$VENV/bin/python" ]; then
     echo "==> creating virtualenv in $VENV"
     "$PY" -m venv "$VENV"
 fi
-if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
+if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ] \
+    || [ "$ROOT/tools/loadtest/pyproject.toml" -nt "$STAMP" ]; then
     echo "==> installing livehub and its dependencies into .venv"
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test]"
+    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test]" -e "$ROOT/tools/loadtest"
     touch "$STAMP"
 else
     echo "==> .venv is up to date"

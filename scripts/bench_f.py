@@ -28,9 +28,8 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-
-from livehub.loadtest.procstat import loadavg
-from livehub.loadtest.stack import livehub_stack, versions
+from livehub_loadtest.procstat import loadavg
+from livehub_loadtest.stack import livehub_stack, versions
 
 VIDEO = "bench-f-history"
 PAGE = 50

@@ -32,8 +32,8 @@ import time
 from array import array
 from pathlib import Path
 
-from livehub.loadtest.procstat import loadavg, tree_cpu_seconds
-from livehub.loadtest.stack import ThrowawayPostgres, versions
+from livehub_loadtest.procstat import loadavg, tree_cpu_seconds
+from livehub_loadtest.stack import ThrowawayPostgres, versions
 
 CHANNEL = "bench_h"
 SCRIPT = (

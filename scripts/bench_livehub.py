@@ -5,7 +5,7 @@
 
 Starts a fresh Postgres cluster (fsync on unless --fsync-off: that is what users run),
 then N ``livehub serve`` processes (each with --workers W) on 127.0.0.1, waits for each
-``/readyz``, runs ``python -m livehub.loadtest`` with ``--server-pid`` = the livehub
+``/readyz``, runs ``python -m livehub_loadtest`` with ``--server-pid`` = the livehub
 processes and ``--db-pid`` = the postmaster (all of Postgres is its process tree), so the
 report holds "livehub CPU" and "Postgres CPU" apart, per delivered comment and per post.
 Posts go to node 0; with several nodes the viewers are spread over all of them
@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from livehub.loadtest.stack import livehub_stack, versions
+from livehub_loadtest.stack import livehub_stack, versions
 
 BENCH_ENV = {
     "LIVEHUB_POST_RATE_PER_SECOND": "1000000",
@@ -74,7 +74,7 @@ def run(
             flags += on_ready(pg, started) or []
         child_env = dict(os.environ, LIVEHUB_JWT_SECRET=started[0].jwt_secret)
         code = subprocess.call(
-            [sys.executable, "-m", "livehub.loadtest", *flags, *loadtest_flags], env=child_env
+            [sys.executable, "-m", "livehub_loadtest", *flags, *loadtest_flags], env=child_env
         )
         metrics = {node.url: node.metric("livehub_comments_delivered") for node in started}
     report = None

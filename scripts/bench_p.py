@@ -36,10 +36,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from livehub.auth import mint  # noqa: E402
-from livehub.loadtest.procstat import tree_cpu_seconds  # noqa: E402
-from livehub.loadtest.stack import livehub_stack, versions  # noqa: E402
-from livehub.pgcluster import free_port  # noqa: E402
+from livehub_loadtest.procstat import tree_cpu_seconds  # noqa: E402
+from livehub_loadtest.stack import livehub_stack, versions  # noqa: E402
+
+from livehub.db.cluster import free_port  # noqa: E402
+from livehub.identity.auth import mint  # noqa: E402
 
 PY = sys.executable
 BODY = '{"message":"hello world, a comment of ordinary length"}'

@@ -25,8 +25,7 @@ import sys
 from pathlib import Path
 
 from bench_livehub import run  # scripts/ is sys.path[0] when run as a script
-
-from livehub.loadtest.stack import Nchan, versions
+from livehub_loadtest.stack import Nchan, versions
 
 TARGET_US = 40.0
 W_ENV = {"LIVEHUB_COALESCE_MAX_SECONDS": "0", "LIVEHUB_HEARTBEAT_SECONDS": "3600"}
@@ -47,7 +46,7 @@ def run_nchan(args, path: Path) -> tuple[int, dict | None]:
             [
                 sys.executable,
                 "-m",
-                "livehub.loadtest",
+                "livehub_loadtest",
                 "--url",
                 nchan.url,
                 "--target",

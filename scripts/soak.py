@@ -28,8 +28,9 @@ import sys
 import time
 from pathlib import Path
 
-from livehub.auth import mint
-from livehub.loadtest.stack import ROOT, LivehubNode, ThrowawayPostgres, _stop_pid, new_secret
+from livehub_loadtest.stack import ROOT, LivehubNode, ThrowawayPostgres, _stop_pid, new_secret
+
+from livehub.identity.auth import mint
 
 FLOOD_REQUESTS = 150  # malformed requests per flood round
 SOCKET_TIMEOUT_S = 3.0
@@ -68,7 +69,7 @@ def main() -> int:
         with open(out / "loadtest.txt", "wb") as log:  # the child writes it
             loadtest = subprocess.Popen(
                 [
-                    *(sys.executable, "-m", "livehub.loadtest", "--url", node.url),
+                    *(sys.executable, "-m", "livehub_loadtest", "--url", node.url),
                     *("--target", "livehub", "--jwt-secret", secret),
                     *("--viewers", str(args.viewers), "--videos", str(args.videos)),
                     *("--rate", str(args.rate), "--duration", str(duration)),

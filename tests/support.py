@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import trio
 
-from livehub.auth import mint
-from livehub.pgcluster import Cluster, free_port
+from livehub.db.cluster import Cluster, free_port
+from livehub.identity.auth import mint
 
 ROOT = Path(__file__).resolve().parent.parent
 # Server logs of this test run; removed when the run ends (read them during a test).

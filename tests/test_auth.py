@@ -8,9 +8,9 @@ import time
 import jwt
 import pytest
 
-from livehub.auth import Identity, TokenVerifier, bearer_token, mint
 from livehub.config import Settings, SettingsError
-from livehub.errors import Unauthorized
+from livehub.core.errors import Unauthorized
+from livehub.identity.auth import Identity, TokenVerifier, bearer_token, mint
 
 SECRET = "unit-test-secret-" + "0123456789abcdef" * 4
 

@@ -17,8 +17,8 @@ import pytest
 import trio
 
 from livehub import __main__ as cli
-from livehub import pgcluster
-from livehub.pgcluster import free_port
+from livehub.db import cluster as pgcluster
+from livehub.db.cluster import free_port
 
 from .support import ROOT, SECRET, auth, create_database, server_env, start_process
 
@@ -263,7 +263,7 @@ def test_find_bindir_prefers_livehub_pg_bindir_and_skips_an_empty_one(monkeypatc
 def test_token_command_grants_roles_in_the_roles_claim():
     import jwt
 
-    from livehub.roles import roles_from_claims
+    from livehub.core.roles import roles_from_claims
 
     out = subprocess.run(
         livehub_cmd("token", "--user", "mod", "--role", "moderator:launch", "--role", "x"),

@@ -1,8 +1,8 @@
-"""livehub.clientaddr: who the client is, behind trusted proxies or not."""
+"""livehub.core.clientaddr: who the client is, behind trusted proxies or not."""
 
 import pytest
 
-from livehub.clientaddr import client_address, from_scope, parse_networks
+from livehub.core.clientaddr import client_address, from_scope, parse_networks
 
 PROXIES = parse_networks("10.0.0.0/8, 127.0.0.1 ::1")
 

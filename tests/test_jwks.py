@@ -13,9 +13,9 @@ import pytest
 import trio
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from livehub.auth import Identity, TokenVerifier, load_public_key
-from livehub.errors import KeysUnavailable, Unauthorized
-from livehub.jwks import JwksKeys
+from livehub.core.errors import KeysUnavailable, Unauthorized
+from livehub.identity.auth import Identity, TokenVerifier, load_public_key
+from livehub.identity.jwks import JwksKeys
 
 from .idp import IdP, IdPServer, SigningKey
 

@@ -1,7 +1,7 @@
 """A short run of the load tester against the real server: zero loss, latencies reported.
 
 The server is ``python -m livehub serve`` on the test cluster (``start_livehub``), the load
-tester runs as users run it (``python -m livehub.loadtest ... --json``), a few seconds with
+tester runs as users run it (``python -m livehub_loadtest ... --json``), a few seconds with
 few viewers, a fifth of them dropping and resuming with Last-Event-ID; then the same over
 the WebSocket transport (``--transport ws``, resuming with ``?last_event_id=``).
 """
@@ -37,7 +37,7 @@ def test_loadtest_smoke(dsn, tmp_path, transport, load, delete_fraction):
             [
                 sys.executable,
                 "-m",
-                "livehub.loadtest",
+                "livehub_loadtest",
                 "--url",
                 server.url,
                 "--target",

@@ -1,4 +1,4 @@
-"""migrations/*.sql and livehub/migrate.py: a fresh database gets the schema, once."""
+"""migrations and livehub/db/migrate.py: a fresh database gets the schema, once."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import trio
 import trio_asyncio
 
-from livehub.migrate import MIGRATIONS_DIR, load_migrations, migrate
-from livehub.pg import open_database
+from livehub.db.bridge import open_database
+from livehub.db.migrate import MIGRATIONS_DIR, load_migrations, migrate
 
 from .support import ROOT
 

@@ -7,10 +7,9 @@ import json
 
 import pytest
 
-from livehub.actors.ring import Ring
-from livehub.errors import BadRequest, Forbidden, InvalidComment, InvalidInput
-from livehub.model import Comment, Event, deleted_data, pinned_data, tombstone
-from livehub.moderation import (
+from livehub.core.errors import BadRequest, Forbidden, InvalidComment, InvalidInput
+from livehub.core.model import Comment, Event, deleted_data, pinned_data, tombstone
+from livehub.core.moderation import (
     ChatSettings,
     StoredSettings,
     VideoRules,
@@ -21,10 +20,11 @@ from livehub.moderation import (
     parse_pin,
     parse_settings_patch,
 )
-from livehub.roles import Principal, can_moderate, roles_from_claims
-from livehub.sse import encode_comments, pinned_snapshot
-from livehub.wakeup import decode_wakeups, encode_wakeups
-from livehub.wsframes import encode_ws, pinned_snapshot_ws
+from livehub.core.ring import Ring
+from livehub.core.roles import Principal, can_moderate, roles_from_claims
+from livehub.core.sse import encode_comments, pinned_snapshot
+from livehub.core.wakeup import decode_wakeups, encode_wakeups
+from livehub.core.wsframes import encode_ws, pinned_snapshot_ws
 
 T = "2024-05-01T12:00:00.000001Z"
 

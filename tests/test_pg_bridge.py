@@ -13,9 +13,9 @@ from pathlib import Path
 import trio
 import trio_asyncio
 
-from livehub.errors import StoreUnavailable
-from livehub.pg import open_database
-from livehub.pgcluster import free_port
+from livehub.core.errors import StoreUnavailable
+from livehub.db.bridge import open_database
+from livehub.db.cluster import free_port
 
 from .support import auth, create_database, new_cluster, remove_cluster
 
@@ -266,5 +266,5 @@ async def test_a_stray_asyncio_error_is_logged_and_the_pool_goes_on(dsn, caplog)
         with trio.fail_after(5):
             await trio.sleep(0.1)
             assert await db.fetchval("SELECT 41 + 1") == 42
-    logged = [r for r in caplog.records if r.name == "livehub.pg" and r.exc_info]
+    logged = [r for r in caplog.records if r.name == "livehub.db.bridge" and r.exc_info]
     assert any("unexpected connection_lost" in str(r.exc_info[1]) for r in logged)

@@ -1,10 +1,10 @@
-"""livehub.ratelimit: token bucket, slow mode and their combination, on a fake clock."""
+"""livehub.core.ratelimit: token bucket, slow mode and their combination, on a fake clock."""
 
 from __future__ import annotations
 
 import pytest
 
-from livehub.ratelimit import PostLimiter, Refusal, SlowMode, TokenBucket, parse_per_video
+from livehub.core.ratelimit import PostLimiter, Refusal, SlowMode, TokenBucket, parse_per_video
 
 
 class Clock:

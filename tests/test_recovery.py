@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from livehub.actors.ring import Ring
-from livehub.model import Comment
-from livehub.recovery import ResumePlan, plan_resume
+from livehub.core.model import Comment
+from livehub.core.recovery import ResumePlan, plan_resume
+from livehub.core.ring import Ring
 
 
 def cs(first: int, last: int) -> list[Comment]:
@@ -73,7 +73,7 @@ def test_resume_at_or_after_the_head_gets_nothing_before_live():
 
 
 def test_a_resume_past_the_head_continues_from_the_head():
-    from livehub.recovery import resume_position
+    from livehub.core.recovery import resume_position
 
     assert resume_position(10, 3) == 3  # after a restore: the next comment is seq 4
     assert resume_position(3, 3) == 3

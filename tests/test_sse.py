@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import re
 
-from livehub import sse
-from livehub.model import Comment
+from livehub.core import sse
+from livehub.core.model import Comment
 
 
 def parse(stream: bytes) -> list[dict]:

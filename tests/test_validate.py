@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from livehub import validate
-from livehub.errors import BadRequest, InvalidComment
+from livehub.core import validate
+from livehub.core.errors import BadRequest, InvalidComment
 
 
 @pytest.mark.parametrize("vid", ["a", "A-z_0-9", "x" * 64, "launch-2024_final", "-", "_"])

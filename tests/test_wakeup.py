@@ -7,8 +7,8 @@ import zlib
 
 import pytest
 
-from livehub.model import Comment
-from livehub.wakeup import (
+from livehub.core.model import Comment
+from livehub.core.wakeup import (
     CHANNEL_PREFIX,
     WakeUp,
     channel_of,

@@ -9,9 +9,9 @@ from typing import NoReturn
 
 import trio
 
-from ..errors import LivehubError, StoreUnavailable
-from ..model import Comment
-from .messages import Committed, Message, Post, Reply
+from livehub.actors.messages import Committed, Message, Post, Reply
+from livehub.core.errors import LivehubError, StoreUnavailable
+from livehub.core.model import Comment
 
 
 async def serve_batcher(

@@ -21,10 +21,10 @@ from typing import NoReturn
 
 import trio
 
-from ..errors import LivehubError, StoreUnavailable, Unstorable
-from ..model import Comment, Draft
-from ..store import check_storable
-from .messages import Reply
+from livehub.actors.messages import Reply
+from livehub.core.errors import LivehubError, StoreUnavailable, Unstorable
+from livehub.core.model import Comment, Draft
+from livehub.db.store import check_storable
 
 Result = Comment | LivehubError  # one draft's outcome
 Row = tuple[int, int]  # (index of the batch in the transaction, index of the draft)

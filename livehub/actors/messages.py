@@ -7,8 +7,8 @@ from typing import Generic, TypeVar
 
 import trio
 
-from ..model import Comment, Draft, Entry
-from .subscriber import Subscription
+from livehub.actors.subscriber import Subscription
+from livehub.core.model import Comment, Draft, Entry
 
 T = TypeVar("T")
 

@@ -14,13 +14,21 @@ from typing import NoReturn
 
 import trio
 
-from ..config import Settings
-from ..errors import Overloaded, StoreUnavailable
-from ..model import Comment, Draft
-from .merger import InsertMerger
-from .messages import Message, Notified, Post, Resync, Subscribe, Subscribed, Unsubscribe
-from .subscriber import Subscription
-from .video import VideoActor
+from livehub.actors.merger import InsertMerger
+from livehub.actors.messages import (
+    Message,
+    Notified,
+    Post,
+    Resync,
+    Subscribe,
+    Subscribed,
+    Unsubscribe,
+)
+from livehub.actors.subscriber import Subscription
+from livehub.actors.video import VideoActor
+from livehub.config import Settings
+from livehub.core.errors import Overloaded, StoreUnavailable
+from livehub.core.model import Comment, Draft
 
 log = logging.getLogger("livehub.registry")
 

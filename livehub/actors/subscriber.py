@@ -13,9 +13,9 @@ from typing import Protocol
 
 import trio
 
-from ..model import Entry
-from ..sse import encode_comments
-from ..wsframes import encode_ws
+from livehub.core.model import Entry
+from livehub.core.sse import encode_comments
+from livehub.core.wsframes import encode_ws
 
 
 class Lagged(Exception):

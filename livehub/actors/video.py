@@ -14,15 +14,24 @@ from typing import Protocol
 
 import trio
 
-from ..config import Settings
-from ..errors import StoreUnavailable
-from ..model import Comment, Entry, Event
-from ..recovery import plan_resume
-from ..sse import PING, viewers_event
-from .batcher import serve_batcher
-from .messages import Committed, Message, Notified, Post, Resync, Subscribe, Subscribed, Unsubscribe
-from .ring import Ring
-from .subscriber import Frame, Subscription
+from livehub.actors.batcher import serve_batcher
+from livehub.actors.messages import (
+    Committed,
+    Message,
+    Notified,
+    Post,
+    Resync,
+    Subscribe,
+    Subscribed,
+    Unsubscribe,
+)
+from livehub.actors.subscriber import Frame, Subscription
+from livehub.config import Settings
+from livehub.core.errors import StoreUnavailable
+from livehub.core.model import Comment, Entry, Event
+from livehub.core.recovery import plan_resume
+from livehub.core.ring import Ring
+from livehub.core.sse import PING, viewers_event
 
 log = logging.getLogger("livehub.actor")
 

@@ -9,13 +9,13 @@ import trio
 from quart import Response, g, request, websocket
 from quart_trio import QuartTrio
 
-from .. import logs
-from ..config import Settings, SettingsError
-from ..service import open_service
-from ..sockets import set_user_timeout_on_listeners
-from . import comments, cors, devtoken, errors, moderation, ops, viewer, ws
-from .front import front
-from .hypercorn_internals import capture_raw_send, install
+from livehub.config import Settings, SettingsError
+from livehub.http import comments, cors, devtoken, errors, moderation, ops, viewer, ws
+from livehub.http.front import front
+from livehub.http.hypercorn_internals import capture_raw_send, install
+from livehub.node import logs
+from livehub.node.service import open_service
+from livehub.node.sockets import set_user_timeout_on_listeners
 
 log = logging.getLogger("livehub.http")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import trio
 from quart import request
 
-from ..errors import PayloadTooLarge, RequestTimeout
+from livehub.core.errors import PayloadTooLarge, RequestTimeout
 
 
 async def read_body(max_bytes: int, timeout_seconds: float) -> bytes:

@@ -7,9 +7,9 @@ import json
 
 from quart import Blueprint, Response, current_app, request
 
-from .. import validate
-from ..errors import RateLimited
-from .errors import error_response
+from livehub.core import validate
+from livehub.core.errors import RateLimited
+from livehub.http.errors import error_response
 
 bp = Blueprint("comments", __name__)
 

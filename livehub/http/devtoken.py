@@ -11,10 +11,10 @@ import json
 
 from quart import Blueprint, Response, current_app
 
-from ..auth import MAX_USER_ID_CHARS, mint
-from ..errors import BadRequest
-from .body import read_body
-from .errors import error_response
+from livehub.core.errors import BadRequest
+from livehub.http.body import read_body
+from livehub.http.errors import error_response
+from livehub.identity.auth import MAX_USER_ID_CHARS, mint
 
 bp = Blueprint("devtoken", __name__)
 

@@ -8,7 +8,7 @@ import math
 from quart import Response
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from .. import errors as e
+from livehub.core import errors as e
 
 STATUS: dict[type[e.LivehubError], int] = {
     e.BadRequest: 400,

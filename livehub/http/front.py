@@ -10,7 +10,7 @@ answers it as before.
 
 from __future__ import annotations
 
-from . import post, stream
+from livehub.http import post, stream
 
 PREFIX = "/comments/"
 

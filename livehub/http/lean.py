@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
-from . import hypercorn_internals
-from .server import ServerState, serve_listeners
+from livehub.http import hypercorn_internals
+from livehub.http.server import ServerState, serve_listeners
 
 log = logging.getLogger("livehub.server")
 

@@ -12,19 +12,19 @@ import json
 
 from quart import Blueprint, Response, current_app, request
 
-from .. import moderation, validate
-from ..actors.messages import Notified
-from ..errors import BadRequest, Forbidden, InvalidInput, NotFound
-from ..model import Event
-from ..moderation import (
+from livehub.actors.messages import Notified
+from livehub.core import moderation, validate
+from livehub.core.errors import BadRequest, Forbidden, InvalidInput, NotFound
+from livehub.core.model import Event
+from livehub.core.moderation import (
     may_delete,
     parse_ban,
     parse_pin,
     parse_settings_patch,
     require_moderator,
 )
-from ..roles import Principal, roles_from_claims
-from .body import read_body
+from livehub.core.roles import Principal, roles_from_claims
+from livehub.http.body import read_body
 
 bp = Blueprint("moderation", __name__)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import trio
 from quart import Blueprint, Response, current_app
 
-from ..errors import StoreUnavailable
-from ..metrics import CONTENT_TYPE
-from .errors import error_response
+from livehub.core.errors import StoreUnavailable
+from livehub.http.errors import error_response
+from livehub.node.metrics import CONTENT_TYPE
 
 bp = Blueprint("ops", __name__)
 

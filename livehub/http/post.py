@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import time
 
-from .. import logs, validate
-from ..errors import LivehubError
-from ..model import Draft
-from .comments import check_limits
-from .raw import NOSNIFF, Request, dumps, error_headers, request_id, respond
+from livehub.core import validate
+from livehub.core.errors import LivehubError
+from livehub.core.model import Draft
+from livehub.http.comments import check_limits
+from livehub.http.raw import NOSNIFF, Request, dumps, error_headers, request_id, respond
+from livehub.node import logs
 
 
 async def post_comment(app, scope: dict, receive, send, raw_video_id: str) -> None:

@@ -13,10 +13,10 @@ import time
 
 import trio
 
-from .. import logs
-from ..errors import LivehubError, PayloadTooLarge, RequestTimeout
-from . import errors as http_errors
-from .server import LEAN_EXTENSION
+from livehub.core.errors import LivehubError, PayloadTooLarge, RequestTimeout
+from livehub.http import errors as http_errors
+from livehub.http.server import LEAN_EXTENSION
+from livehub.node import logs
 
 JSON = b"application/json"
 NOSNIFF = (b"x-content-type-options", b"nosniff")  # on every response, as Quart's get it

@@ -40,8 +40,8 @@ from urllib.parse import unquote
 import h11
 import trio
 
-from .. import logs
-from . import h1
+from livehub.http import h1
+from livehub.node import logs
 
 log = logging.getLogger("livehub.server")
 

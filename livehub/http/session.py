@@ -1,7 +1,7 @@
 """ViewerSession: one viewer of one video, the same over SSE and WebSocket.
 
 It owns what a viewer holds on a node: a stream slot in the gate (full or draining:
-503), a gapless :class:`~livehub.feed.Feed`, the streams gauge, and what the viewer is
+503), a gapless :class:`~livehub.actors.feed.Feed`, the streams gauge, and what the viewer is
 owed besides comments: the video's viewer count when it changed (checked every
 ``viewer_count_seconds``) and a ping after ``heartbeat_seconds`` of silence. The
 transports only encode what :meth:`ViewerSession.next` returns (``stream.py``: SSE
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import trio
 
-from .. import clientaddr
-from ..actors.subscriber import Frame
-from ..feed import Feed
+from livehub.actors.feed import Feed
+from livehub.actors.subscriber import Frame
+from livehub.core import clientaddr
 
 
 @dataclass(frozen=True, slots=True)

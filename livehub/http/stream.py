@@ -16,12 +16,13 @@ from urllib.parse import parse_qs
 
 import trio
 
-from .. import logs, sse, validate
-from ..errors import LivehubError, StoreUnavailable
-from ..gate import Draining
-from .raw import NOSNIFF, Request, error_headers, request_id, respond
-from .session import Due, ViewerSession
-from .transport import DirectTransport
+from livehub.core import sse, validate
+from livehub.core.errors import LivehubError, StoreUnavailable
+from livehub.http.raw import NOSNIFF, Request, error_headers, request_id, respond
+from livehub.http.session import Due, ViewerSession
+from livehub.http.transport import DirectTransport
+from livehub.node import logs
+from livehub.node.gate import Draining
 
 PENDING_FLUSH_SECONDS = 2.0  # bound on finishing a direct write when a stream must end
 HEADERS = [

@@ -24,8 +24,8 @@ from typing import Protocol
 
 import trio
 
-from . import hypercorn_internals
-from .server import LEAN_EXTENSION, Connection
+from livehub.http import hypercorn_internals
+from livehub.http.server import LEAN_EXTENSION, Connection
 
 CHUNK_KEY = "http_chunk"
 MAX_DISCARD_BYTES = 65536  # what a streaming client may send before it is cut off

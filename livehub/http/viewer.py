@@ -14,8 +14,8 @@ from pathlib import Path
 
 from quart import Blueprint, Response, current_app
 
-from .. import validate
-from .cors import frame_ancestors, parse_origins
+from livehub.core import validate
+from livehub.http.cors import frame_ancestors, parse_origins
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 CSP = (

@@ -25,14 +25,20 @@ import time
 import trio
 from quart import Blueprint, current_app, websocket
 
-from .. import validate
-from ..errors import BadRequest, LivehubError, PayloadTooLarge, StoreUnavailable, Unauthorized
-from ..gate import Draining
-from ..model import Draft
-from ..wsframes import pinned_snapshot_ws
-from .comments import check_limits
-from .errors import status_of
-from .session import ViewerSession
+from livehub.core import validate
+from livehub.core.errors import (
+    BadRequest,
+    LivehubError,
+    PayloadTooLarge,
+    StoreUnavailable,
+    Unauthorized,
+)
+from livehub.core.model import Draft
+from livehub.core.wsframes import pinned_snapshot_ws
+from livehub.http.comments import check_limits
+from livehub.http.errors import status_of
+from livehub.http.session import ViewerSession
+from livehub.node.gate import Draining
 
 bp = Blueprint("ws", __name__)
 

@@ -64,7 +64,7 @@ async def test_a_post_whose_actor_crashes_mid_write_still_gets_its_201(server, c
     answered with a 503 that a retrying client would turn into a duplicate."""
     from livehub.actors.messages import Resync
     from livehub.actors.video import VideoActor
-    from livehub.store import PgCommentStore
+    from livehub.db.store import PgCommentStore
 
     release = trio.Event()
     writing = trio.Event()

@@ -8,11 +8,11 @@ import httpx
 import trio
 
 from livehub.actors.merger import InsertMerger
-from livehub.errors import Unstorable
-from livehub.migrate import migrate
-from livehub.model import Comment, Draft
-from livehub.pg import open_database
-from livehub.store import PgCommentStore
+from livehub.core.errors import Unstorable
+from livehub.core.model import Comment, Draft
+from livehub.db.bridge import open_database
+from livehub.db.migrate import migrate
+from livehub.db.store import PgCommentStore
 
 from ..support import token
 

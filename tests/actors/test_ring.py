@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from livehub.actors.ring import Ring
-from livehub.model import Comment
+from livehub.core.model import Comment
+from livehub.core.ring import Ring
 
 
 def cs(first: int, last: int) -> list[Comment]:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import trio
 
-from livehub.pgcluster import free_port
+from livehub.db.cluster import free_port
 
 from ..support import ROOT, auth, server_env, start_process
 from . import viewer

@@ -9,7 +9,7 @@ from ..support import auth
 
 async def _fill(server, video: str, n: int) -> None:
     # Straight through the store in batches: the HTTP path is covered elsewhere.
-    from livehub.model import Draft
+    from livehub.core.model import Draft
 
     store = server.service.store
     for start in range(0, n, 250):

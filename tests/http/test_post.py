@@ -6,7 +6,7 @@ import time
 
 import trio
 
-from livehub.auth import mint
+from livehub.identity.auth import mint
 
 from ..support import SECRET, auth, token
 

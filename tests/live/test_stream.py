@@ -7,7 +7,7 @@ import contextlib
 import pytest
 import trio
 
-from livehub.model import Draft
+from livehub.core.model import Draft
 
 from ..conftest import run_server
 from ..support import SSEReader, auth

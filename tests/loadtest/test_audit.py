@@ -1,7 +1,7 @@
 """The delivery audit: gaps, duplicates, regressions, seq contiguity."""
 
-from livehub.loadtest.audit import Expected, audit_viewer, merge_audits
-from livehub.loadtest.sse import pack_key
+from livehub_loadtest.audit import Expected, audit_viewer, merge_audits
+from livehub_loadtest.sse import pack_key
 
 KEYS = [pack_key(p, n) for n in range(3) for p in range(2)]  # p0n0 p1n0 p0n1 p1n1 ...
 SEQS = tuple(range(1, len(KEYS) + 1))

@@ -1,10 +1,9 @@
 """The whole load tester against an in-test fake of livehub's HTTP surface."""
 
 import trio
-
-from livehub.loadtest.cli import _parser, build_config
-from livehub.loadtest.report import build_report
-from livehub.loadtest.runner import run_load
+from livehub_loadtest.cli import _parser, build_config
+from livehub_loadtest.report import build_report
+from livehub_loadtest.runner import run_load
 
 from .fake_livehub import FakeLivehub, serve_fake
 

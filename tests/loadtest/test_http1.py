@@ -1,8 +1,7 @@
 """Chunked decoding and response heads, split at every possible place."""
 
 import pytest
-
-from livehub.loadtest.http1 import (
+from livehub_loadtest.http1 import (
     ChunkedDecoder,
     HttpProtocolError,
     build_request,

@@ -2,10 +2,9 @@
 (issue 12): many 429s are a warning that says how to lift the limit, not a bare PASS."""
 
 import trio
-
-from livehub.loadtest.cli import _parser, build_config
-from livehub.loadtest.report import build_report, format_table
-from livehub.loadtest.runner import run_load
+from livehub_loadtest.cli import _parser, build_config
+from livehub_loadtest.report import build_report, format_table
+from livehub_loadtest.runner import run_load
 
 from ..conftest import run_server
 from ..support import SECRET

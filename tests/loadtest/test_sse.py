@@ -3,8 +3,7 @@
 import json
 
 import pytest
-
-from livehub.loadtest.sse import (
+from livehub_loadtest.sse import (
     SseEvent,
     SseParser,
     find_token,

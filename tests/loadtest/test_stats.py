@@ -1,8 +1,7 @@
 """Nearest-rank percentiles."""
 
 import pytest
-
-from livehub.loadtest.stats import percentile, summarize_us
+from livehub_loadtest.stats import percentile, summarize_us
 
 
 def test_nearest_rank_on_1_to_100():

@@ -4,11 +4,10 @@ import json
 import struct
 
 import pytest
-
-from livehub.loadtest.cli import _parser, build_config, main
-from livehub.loadtest.http1 import ResponseHead
-from livehub.loadtest.sse import find_token, make_message
-from livehub.loadtest.ws import (
+from livehub_loadtest.cli import _parser, build_config, main
+from livehub_loadtest.http1 import ResponseHead
+from livehub_loadtest.sse import find_token, make_message
+from livehub_loadtest.ws import (
     OP_CLOSE,
     OP_PING,
     OP_PONG,
@@ -167,13 +166,13 @@ def test_ws_refused_when_auto_detects_nchan(monkeypatch, capsys):
     async def nginx(*_args):
         return "nchan"
 
-    monkeypatch.setattr("livehub.loadtest.cli.detect_target", nginx)
+    monkeypatch.setattr("livehub_loadtest.cli.detect_target", nginx)
     assert main(["--url", "http://127.0.0.1:1", "--transport", "ws", "--deadline", "5"]) == 2
     assert "nchan has no /comments/<video>/ws endpoint" in capsys.readouterr().err
 
 
 def test_moderation_event_messages_have_a_position_and_deletions_a_target():
-    from livehub.loadtest.ws import comment_seq, deleted_seq, stream_event
+    from livehub_loadtest.ws import comment_seq, deleted_seq, stream_event
 
     deleted = b'{"type":"deleted","id":9,"video_id":"v","seq":5}'
     assert stream_event(deleted) == (b"deleted", 9) and deleted_seq(deleted) == 5

@@ -1,4 +1,4 @@
-"""livehub.gate: stream slots, posts in flight and the drain, on Trio's fake clock."""
+"""livehub.node.gate: stream slots, posts in flight and the drain, on Trio's fake clock."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 import trio
 import trio.testing
 
-from livehub.errors import Overloaded, ShuttingDown
-from livehub.gate import Draining, Gate
+from livehub.core.errors import Overloaded, ShuttingDown
+from livehub.node.gate import Draining, Gate
 
 
 def test_slots_are_capped_counted_per_video_and_released_once():

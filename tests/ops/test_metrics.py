@@ -8,7 +8,7 @@ import re
 import httpx
 import trio
 
-from livehub.model import Draft
+from livehub.core.model import Draft
 
 from ..support import SSEReader, auth
 

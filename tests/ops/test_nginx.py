@@ -20,7 +20,7 @@ import pytest
 import trio
 from trio_websocket import open_websocket_url
 
-from livehub.pgcluster import free_port
+from livehub.db.cluster import free_port
 
 from ..support import ROOT, auth, start_livehub
 from .viewer import ResumingViewer

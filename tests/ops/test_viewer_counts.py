@@ -1,14 +1,14 @@
-"""livehub.viewers on real Postgres: nodes publish their counts, read each other's,
+"""livehub.db.viewers on real Postgres: nodes publish their counts, read each other's,
 ignore a dead node's stale rows, and delete their own when they stop."""
 
 from __future__ import annotations
 
 import trio
 
-from livehub.gate import Gate
-from livehub.migrate import migrate
-from livehub.pg import open_database
-from livehub.viewers import ViewerCounts
+from livehub.db.bridge import open_database
+from livehub.db.migrate import migrate
+from livehub.db.viewers import ViewerCounts
+from livehub.node.gate import Gate
 
 
 async def test_totals_sum_fresh_rows_of_every_node(dsn):

@@ -1,0 +1,1 @@
+"""PURE: the rules, encodings and values every layer shares. No I/O; trio only for types."""

@@ -1,0 +1,1 @@
+"""Who a request is: token verification and the identity provider's keys."""

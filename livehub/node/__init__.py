@@ -1,0 +1,1 @@
+"""One node's process plumbing: the service nursery, workers, admission, metrics, logs."""
