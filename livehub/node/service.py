@@ -24,8 +24,10 @@ from livehub.db.store import PgCommentStore
 from livehub.db.viewers import ViewerCounts
 from livehub.identity.auth import TokenVerifier
 from livehub.node.gate import Gate
+from livehub.node.hookmetrics import HookMetrics
 from livehub.node.metrics import Metrics
 from livehub.node.modcache import ModerationCache
+from livehub.node.proxy import PublishProxy
 
 log = logging.getLogger("livehub.node.service")
 
@@ -46,6 +48,8 @@ class Service:
     tokens: TokenVerifier
     moderation: ModerationCache
     modstore: PgModerationStore
+    # The publish proxy (None: LIVEHUB_PUBLISH_PROXY_URL unset; posts skip it).
+    proxy: PublishProxy | None = None
 
     @property
     def node_id(self) -> str:
@@ -134,6 +138,10 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             settings.max_message_chars,
         )
         limiter.slow.override = moderation.slow_mode_override
+        hook_metrics = HookMetrics(metrics.registry)
+        proxy = None
+        if settings.publish_proxy_url:
+            proxy = PublishProxy(settings, hook_metrics, moderation.max_message_chars)
         metrics.bind(registry, bus, db, gate, viewers, settings.db_pool_max)
         if tokens.jwks is not None:
             metrics.bind_jwks(tokens.jwks)
@@ -143,6 +151,8 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             await nursery.start(viewers.run)
             await nursery.start(tokens.run)  # JWKS refresh (started before the first fetch)
             await nursery.start(moderation.run)
+            if proxy is not None:
+                await nursery.start(proxy.run)
             if metrics.multiprocess:
                 nursery.start_soon(metrics.publish_forever)
             yield Service(
@@ -158,6 +168,7 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
                 tokens,
                 moderation,
                 modstore,
+                proxy,
             )
             nursery.cancel_scope.cancel()
 
