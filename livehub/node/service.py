@@ -22,12 +22,14 @@ from livehub.db.migrate import migrate
 from livehub.db.modstore import PgModerationStore
 from livehub.db.store import PgCommentStore
 from livehub.db.viewers import ViewerCounts
+from livehub.db.webhooks import PgWebhookStore
 from livehub.identity.auth import TokenVerifier
 from livehub.node.gate import Gate
 from livehub.node.hookmetrics import HookMetrics
 from livehub.node.metrics import Metrics
 from livehub.node.modcache import ModerationCache
 from livehub.node.proxy import PublishProxy
+from livehub.node.webhooks import WebhookSender
 
 log = logging.getLogger("livehub.node.service")
 
@@ -50,6 +52,8 @@ class Service:
     modstore: PgModerationStore
     # The publish proxy (None: LIVEHUB_PUBLISH_PROXY_URL unset; posts skip it).
     proxy: PublishProxy | None = None
+    # The webhook delivery task (None: LIVEHUB_WEBHOOK_URL unset).
+    webhooks: WebhookSender | None = None
 
     @property
     def node_id(self) -> str:
@@ -71,11 +75,13 @@ def post_limiter(settings: Settings) -> PostLimiter:
 
 
 class _ObservedBus:
-    """The bus as the registry sees it, observing each committed batch's size."""
+    """The bus as the registry sees it, observing each committed batch's size (and
+    telling the webhook sender which videos have new comments)."""
 
     def __init__(self, bus: PgBus, metrics: Metrics) -> None:
         self._bus = bus
         self._metrics = metrics
+        self.webhooks: WebhookSender | None = None
 
     async def listen(self, video_id: str) -> None:
         await self._bus.listen(video_id)
@@ -86,6 +92,8 @@ class _ObservedBus:
     def committed(self, video_id: str, comments: list[Comment]) -> None:
         self._metrics.committed(comments)
         self._bus.committed(video_id, comments)
+        if self.webhooks is not None:
+            self.webhooks.hint(video_id)
 
 
 @contextlib.asynccontextmanager
@@ -118,9 +126,8 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             settings.max_streams, settings.overload_retry_seconds, settings.max_streams_per_client
         )
         bus = PgBus(db, settings.database_url, settings)
-        registry = Registry(
-            store, settings, _ObservedBus(bus, metrics), on_delivered=metrics.delivered
-        )
+        observed = _ObservedBus(bus, metrics)
+        registry = Registry(store, settings, observed, on_delivered=metrics.delivered)
         bus.attach(registry.notify_nowait, registry.resync_all)
         viewers = ViewerCounts(
             db,
@@ -130,7 +137,7 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             settings.viewer_count_ttl_seconds,
         )
         registry.set_viewer_total(viewers.total)
-        modstore = PgModerationStore(db)
+        modstore = PgModerationStore(db, webhooks=bool(settings.webhook_url))
         moderation = ModerationCache(
             modstore,
             settings.moderation_refresh_seconds,
@@ -142,6 +149,10 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
         proxy = None
         if settings.publish_proxy_url:
             proxy = PublishProxy(settings, hook_metrics, moderation.max_message_chars)
+        webhooks = None
+        if settings.webhook_url:
+            webhooks = WebhookSender(PgWebhookStore(db), settings, hook_metrics)
+            observed.webhooks = webhooks
         metrics.bind(registry, bus, db, gate, viewers, settings.db_pool_max)
         if tokens.jwks is not None:
             metrics.bind_jwks(tokens.jwks)
@@ -153,6 +164,8 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             await nursery.start(moderation.run)
             if proxy is not None:
                 await nursery.start(proxy.run)
+            if webhooks is not None:
+                await nursery.start(webhooks.run)
             if metrics.multiprocess:
                 nursery.start_soon(metrics.publish_forever)
             yield Service(
@@ -169,6 +182,7 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
                 moderation,
                 modstore,
                 proxy,
+                webhooks,
             )
             nursery.cancel_scope.cancel()
 
