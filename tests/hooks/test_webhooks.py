@@ -170,3 +170,37 @@ async def test_deliveries_survive_a_killed_livehub(dsn):
             key = (e["type"], e["video_id"], e["data"].get("seq"), e["data"].get("user_id"))
             by_content.setdefault(key, set()).add(e["id"])
     assert all(len(ids) == 1 for ids in by_content.values()), by_content
+
+
+async def test_two_nodes_share_the_outbox_without_double_delivery(dsn):
+    endpoint = Endpoint()
+    async with open_hook_server(endpoint) as hook:
+        nodes = [await start(dsn, **hook_env(hook.url)) for _ in range(2)]
+        expected: set[str] = set()
+        try:
+            clients = [httpx.AsyncClient(base_url=n.url, timeout=10) for n in nodes]
+            async with clients[0], clients[1], trio.open_nursery() as nursery:
+
+                async def post_some(k: int) -> None:
+                    for i in range(15):
+                        video = f"v{i % 3}"
+                        comment = await post(clients[k], video, f"n{k} m{i}", user=f"u{k}")
+                        expected.add(f"c:{video}:{comment['seq']}")
+
+                nursery.start_soon(post_some, 0)
+                nursery.start_soon(post_some, 1)
+                for k, c in enumerate(clients):
+                    r = await c.post(
+                        f"/videos/v{k}/bans", json={"user_id": "troll"}, headers=moderator()
+                    )
+                    assert r.status_code == 201
+            total = len(expected) + 2
+            await hook.wait_until(lambda: len(endpoint.acked()) >= total, 20)
+            await trio.sleep(2.5)  # two more sweeps on each node: nothing may come again
+        finally:
+            for n in nodes:
+                await trio.to_thread.run_sync(n.stop)
+
+    sent = [e["id"] for rec, _ in endpoint.answered for e in rec.json()["events"]]
+    assert len(sent) == len(set(sent)) == total, sorted(sent)
+    assert {i for i in sent if i.startswith("c:")} == expected
