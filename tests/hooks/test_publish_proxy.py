@@ -5,16 +5,18 @@ video beside another, timeouts and a proxy that is down under both policies."""
 from __future__ import annotations
 
 import functools
+import json
 import time
 
 import httpx
 import pytest
 import trio
+from trio_websocket import open_websocket_url
 
 from livehub.core import signing
 
 from ..hookserver import Recorded, open_hook_server
-from ..support import SSEReader, auth, start_livehub
+from ..support import SSEReader, auth, start_livehub, token
 
 pytestmark = pytest.mark.slow
 
@@ -78,6 +80,15 @@ async def post(c: httpx.AsyncClient, video: str, message: str, user: str = "alic
     return await c.post(f"/comments/{video}", json={"message": message}, headers=auth(user))
 
 
+async def ws_answer(ws) -> dict:
+    """The next answer to a post (not a ping, a count or a broadcast comment)."""
+    with trio.fail_after(5):
+        while True:
+            message = json.loads(await ws.get_message())
+            if message["type"] in ("posted", "error"):
+                return message
+
+
 async def test_open_policy_verdicts_batching_isolation_and_down(dsn):
     hook_cm = open_hook_server(make_handler(slow_seconds=3.0))
     hook = await hook_cm.__aenter__()
@@ -110,6 +121,17 @@ async def test_open_policy_verdicts_batching_isolation_and_down(dsn):
                 [seen] = await reader.comments(1, within=5)
                 assert seen["message"] == "*** news"
             assert await history(c, "mod-1") == ["*** news"]
+
+            # WebSocket posts go through the proxy too
+            url = srv.url.replace("http://", "ws://") + f"/comments/rej-ws/ws?token={token('bo')}"
+            async with open_websocket_url(url) as ws:
+                await ws.send_message(json.dumps({"type": "post", "message": "bad", "ref": 1}))
+                answer = await ws_answer(ws)
+                assert answer["status"] == 403
+                assert answer["error"] == {"code": "rejected", "message": "no bad words"}
+            [sent] = requests_for(hook, "rej-ws")
+            assert sent["posts"][0]["transport"] == "websocket"
+            assert await history(c, "rej-ws") == []
 
             # batching: while the video's first request is held, five posts queue
             # and go together in the next request
