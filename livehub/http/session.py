@@ -39,7 +39,6 @@ class ViewerSession:
         self._client = clientaddr.from_scope(scope, svc.settings.trusted_proxies)
         self.feed = Feed(svc.registry, svc.store, video_id, svc.metrics.catchups_inc)
         self._slot = None
-        self._counted = False  # in the streams gauge
         self.count = 0  # the viewer count this viewer was last told
         now = trio.current_time()
         self._next_ping = now + self._settings.heartbeat_seconds
@@ -59,8 +58,6 @@ class ViewerSession:
         except BaseException:
             self.close()
             raise
-        self._svc.metrics.connections.inc()
-        self._counted = True
         self.count = self._svc.viewers.total(self.video_id)
 
     def close(self) -> None:
@@ -69,9 +66,6 @@ class ViewerSession:
         if self._slot is not None:
             self._slot.close()
             self._slot = None
-        if self._counted:
-            self._counted = False
-            self._svc.metrics.connections.dec()
 
     async def next(self) -> Due:
         """Wait for frames, or for a viewer count or a ping to fall due.

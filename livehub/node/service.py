@@ -26,7 +26,7 @@ from livehub.db.webhooks import PgWebhookStore
 from livehub.identity.auth import TokenVerifier
 from livehub.node.gate import Gate
 from livehub.node.hookmetrics import HookMetrics
-from livehub.node.metrics import Metrics
+from livehub.node.metrics import Metrics, Sources
 from livehub.node.modcache import ModerationCache
 from livehub.node.proxy import PublishProxy
 from livehub.node.webhooks import WebhookSender
@@ -68,7 +68,7 @@ def post_limiter(settings: Settings) -> PostLimiter:
     """
     try:
         bucket = TokenBucket(settings.post_rate_per_second, settings.post_burst, time.monotonic)
-        per_video = parse_per_video(settings.slow_mode_videos)
+        per_video = parse_per_video(settings.slow_mode_videos)  # checked here, at start
     except ValueError as exc:
         raise SettingsError(f"posting limits: {exc}") from None
     return PostLimiter(bucket, SlowMode(settings.slow_mode_seconds, per_video, time.monotonic))
@@ -127,8 +127,6 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
         )
         bus = PgBus(db, settings.database_url, settings)
         observed = _ObservedBus(bus, metrics)
-        registry = Registry(store, settings, observed, on_delivered=metrics.delivered)
-        bus.attach(registry.notify_nowait, registry.resync_all)
         viewers = ViewerCounts(
             db,
             gate,
@@ -136,7 +134,14 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             settings.viewer_count_seconds,
             settings.viewer_count_ttl_seconds,
         )
-        registry.set_viewer_total(viewers.total)
+        registry = Registry(
+            store,
+            settings,
+            observed,
+            streams=gate.streams_open,
+            viewer_total=viewers.total,
+            on_delivered=metrics.delivered,
+        )
         modstore = PgModerationStore(db, webhooks=bool(settings.webhook_url))
         moderation = ModerationCache(
             modstore,
@@ -153,12 +158,10 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
         if settings.webhook_url:
             webhooks = WebhookSender(PgWebhookStore(db), settings, hook_metrics)
             observed.webhooks = webhooks
-        metrics.bind(registry, bus, db, gate, viewers, settings.db_pool_max)
-        if tokens.jwks is not None:
-            metrics.bind_jwks(tokens.jwks)
+        metrics.watch(Sources(registry, bus, db, gate, viewers, settings.db_pool_max, tokens.jwks))
         async with trio.open_nursery() as nursery:
             await nursery.start(registry.run)
-            await nursery.start(bus.run)
+            await nursery.start(bus.run, registry)
             await nursery.start(viewers.run)
             await nursery.start(tokens.run)  # JWKS refresh (started before the first fetch)
             await nursery.start(moderation.run)
