@@ -57,6 +57,38 @@ class _Item:
     reply: Reply[Draft] = dataclasses.field(default_factory=Reply)
 
 
+def check_url(name: str, url: str) -> None:
+    """Raises SettingsError unless ``url`` is an absolute http(s) URL."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        raise SettingsError(f"{name}={url!r} is not a URL") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise SettingsError(f"{name}={url!r} must be an http:// or https:// URL")
+
+
+def check_settings(settings: Settings) -> None:
+    """The publish proxy's and the webhooks' settings, checked before connecting.
+
+    Raises:
+        SettingsError: a URL that is not http(s), a URL without its secret, or a
+            failure policy other than open/closed.
+    """
+    if settings.publish_proxy_url:
+        if settings.publish_proxy_failure not in POLICIES:
+            raise SettingsError(
+                "LIVEHUB_PUBLISH_PROXY_FAILURE must be 'open' or 'closed', not "
+                f"{settings.publish_proxy_failure!r}"
+            )
+        if not settings.publish_proxy_secret:
+            raise SettingsError("LIVEHUB_PUBLISH_PROXY_URL needs LIVEHUB_PUBLISH_PROXY_SECRET")
+        check_url("LIVEHUB_PUBLISH_PROXY_URL", settings.publish_proxy_url)
+    if settings.webhook_url:
+        if not settings.webhook_secret:
+            raise SettingsError("LIVEHUB_WEBHOOK_URL needs LIVEHUB_WEBHOOK_SECRET")
+        check_url("LIVEHUB_WEBHOOK_URL", settings.webhook_url)
+
+
 class PublishProxy:
     def __init__(
         self,
@@ -65,14 +97,8 @@ class PublishProxy:
         max_chars: Callable[[str], int],
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """Raises SettingsError for a policy other than open/closed or a missing secret."""
-        if settings.publish_proxy_failure not in POLICIES:
-            raise SettingsError(
-                "LIVEHUB_PUBLISH_PROXY_FAILURE must be 'open' or 'closed', not "
-                f"{settings.publish_proxy_failure!r}"
-            )
-        if not settings.publish_proxy_secret:
-            raise SettingsError("LIVEHUB_PUBLISH_PROXY_URL needs LIVEHUB_PUBLISH_PROXY_SECRET")
+        """Raises SettingsError for bad settings (see ``check_settings``)."""
+        check_settings(settings)
         self._url = settings.publish_proxy_url
         self._secret = settings.publish_proxy_secret.encode("utf-8")
         self._timeout = settings.publish_proxy_timeout_seconds
@@ -135,8 +161,14 @@ class PublishProxy:
             while queue:
                 batch = [i for i in queue[: self._batch_max] if not i.reply.abandoned]
                 del queue[: self._batch_max]
-                if batch:
+                if not batch:
+                    continue
+                try:
                     await self._review(video_id, batch)
+                except Exception:  # a bug of ours must not take the node down
+                    log.exception("publish proxy: review failed")
+                    for item in batch:
+                        self._answer(item, Invalid("error"))
         finally:
             if self._queues.get(video_id) is queue:
                 del self._queues[video_id]

@@ -29,6 +29,7 @@ from livehub.node.hookmetrics import HookMetrics
 from livehub.node.metrics import Metrics, Sources
 from livehub.node.modcache import ModerationCache
 from livehub.node.proxy import PublishProxy
+from livehub.node.proxy import check_settings as check_integration_settings
 from livehub.node.webhooks import WebhookSender
 
 log = logging.getLogger("livehub.node.service")
@@ -112,6 +113,7 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             "LIVEHUB_DATABASE_URL is not set (`livehub serve` starts an embedded database)"
         )
     tokens = TokenVerifier.from_settings(settings)  # a bad key setting fails before connecting
+    check_integration_settings(settings)  # publish proxy, webhooks
     async with open_database(
         settings.database_url,
         max_size=settings.db_pool_max,

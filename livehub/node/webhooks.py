@@ -27,11 +27,12 @@ from typing import NoReturn
 import httpx
 import trio
 
-from livehub.config import Settings, SettingsError
+from livehub.config import Settings
 from livehub.core import signing
 from livehub.core.webhookwire import backoff_seconds, encode_batch
 from livehub.db.webhooks import Claimed, PgWebhookStore
 from livehub.node.hookmetrics import HookMetrics
+from livehub.node.proxy import check_settings
 
 log = logging.getLogger("livehub.node.webhooks")
 
@@ -46,9 +47,8 @@ class WebhookSender:
         metrics: HookMetrics,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """Raises SettingsError when the secret is missing."""
-        if not settings.webhook_secret:
-            raise SettingsError("LIVEHUB_WEBHOOK_URL needs LIVEHUB_WEBHOOK_SECRET")
+        """Raises SettingsError for bad settings (see ``proxy.check_settings``)."""
+        check_settings(settings)
         self._store = store
         self._url = settings.webhook_url
         self._secret = settings.webhook_secret.encode("utf-8")
