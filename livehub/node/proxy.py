@@ -157,6 +157,7 @@ class PublishProxy:
 
     async def _serve_video(self, video_id: str, queue: list[_Item]) -> None:
         """Review the video's queued posts, one request at a time, until none wait."""
+        batch: list[_Item] = []
         try:
             while queue:
                 batch = [i for i in queue[: self._batch_max] if not i.reply.abandoned]
@@ -172,7 +173,8 @@ class PublishProxy:
         finally:
             if self._queues.get(video_id) is queue:
                 del self._queues[video_id]
-            for item in queue:  # cancelled (the node stops): nobody is left waiting
+            for item in [*batch, *queue]:  # cancelled (the node stops): nobody is left
+                # waiting (a reply already answered keeps its answer)
                 item.reply.fail(ProxyUnavailable("the node is stopping", RETRY_AFTER_SECONDS))
 
     async def _review(self, video_id: str, batch: list[_Item]) -> None:
