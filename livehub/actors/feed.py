@@ -54,7 +54,8 @@ class Feed:
         ``past_head`` catch-up and logged.
 
         Raises:
-            StoreUnavailable: the actor cannot start, or the head could not be read
+            Unavailable: the actor cannot start (StoreUnavailable) or is restarting
+                (VideoRestarting), or the head could not be read
                 (then close the feed).
         """
         s = await self._registry.subscribe(self.video_id, after, backlog)

@@ -25,7 +25,7 @@ from livehub.actors.messages import Reply
 from livehub.actors.ports import CommentStore, Result
 from livehub.core.errors import LivehubError, StoreUnavailable, Unstorable
 from livehub.core.model import Draft
-from livehub.db.store import check_storable
+from livehub.core.validate import check_storable
 
 Row = tuple[int, int]  # (index of the batch in the transaction, index of the draft)
 

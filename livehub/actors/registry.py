@@ -27,7 +27,7 @@ from livehub.actors.ports import Bus, CommentStore
 from livehub.actors.subscriber import Subscription
 from livehub.actors.video import VideoActor
 from livehub.config import Settings
-from livehub.core.errors import Overloaded, StoreUnavailable
+from livehub.core.errors import NotStarted, Overloaded, StoreUnavailable, VideoRestarting
 from livehub.core.model import Comment, Draft
 from livehub.core.wakeup import WakeUp
 
@@ -136,7 +136,7 @@ class Registry:
         handle = self._handles.get(video_id)
         if handle is None:
             if self._nursery is None:
-                raise StoreUnavailable("the server is not started")
+                raise NotStarted("the server is not started")
             handle = _Handle(video_id, self._settings.inbox_size, self._settings.post_queue_size)
             self._handles[video_id] = handle
             self._nursery.start_soon(self._supervise, handle, name=f"actor:{video_id}")
@@ -240,7 +240,7 @@ class Registry:
         except trio.TooSlowError:
             raise Overloaded("too many posts queued for this video") from None
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            raise StoreUnavailable("the video is restarting; retry") from None
+            raise VideoRestarting("the video is restarting; retry") from None
         return await post.reply.wait()
 
     async def subscribe(self, video_id: str, after: int | None, backlog: int) -> Subscribed:
@@ -249,7 +249,7 @@ class Registry:
         try:
             await handle.inbox_send.send(msg)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            raise StoreUnavailable("the video is restarting; retry") from None
+            raise VideoRestarting("the video is restarting; retry") from None
         try:
             return await msg.reply.wait()
         except BaseException:
@@ -307,7 +307,7 @@ class Registry:
 
 def _fail_queued(handle: _Handle) -> None:
     """Answer whatever still waits in a dead actor's queues, so no request hangs."""
-    error = StoreUnavailable("the video's actor stopped; retry")
+    error = VideoRestarting("the video's actor stopped; retry")
     for channel in (handle.posts, handle.inbox):
         while True:
             try:

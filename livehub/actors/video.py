@@ -26,7 +26,7 @@ from livehub.actors.messages import (
 from livehub.actors.ports import CommentStore, Inserter, NodeHooks
 from livehub.actors.subscriber import Frame, Subscription
 from livehub.config import Settings
-from livehub.core.errors import StoreUnavailable
+from livehub.core.errors import StoreUnavailable, VideoRestarting
 from livehub.core.model import STREAM_PAGE, Entry, Event
 from livehub.core.recovery import plan_resume
 from livehub.core.ring import Ring
@@ -189,7 +189,7 @@ class VideoActor:
             try:
                 await self._flush(self._clock())
             except BaseException:
-                msg.reply.fail(StoreUnavailable("the video's actor stopped; retry"))
+                msg.reply.fail(VideoRestarting("the video's actor stopped; retry"))
                 raise
         if msg.reply.abandoned:
             return  # the viewer left while waiting: subscribe nobody

@@ -49,7 +49,7 @@ class ViewerSession:
 
         Raises:
             Overloaded, ShuttingDown: no slot (503); TooManyStreams: this client is
-                at its cap (429); StoreUnavailable: the video's
+                at its cap (429); Unavailable: the video's
                 actor could not start. Nothing is held when it raises.
         """
         self._slot = self.gate.open_stream(self.video_id, self._client)
@@ -72,7 +72,7 @@ class ViewerSession:
 
         Raises:
             Draining: the node shuts down (end the stream with a reconnect hint).
-            StoreUnavailable: the viewer cannot continue gaplessly now.
+            Unavailable: the viewer cannot continue gaplessly now.
         """
         while True:
             deadline = min(self._next_ping, self._next_count)
@@ -99,7 +99,7 @@ class ViewerSession:
         it queued instead (catch-up, a lag, an unfinished write: [] then).
 
         Raises:
-            Draining, StoreUnavailable: as :meth:`next`.
+            Draining, Unavailable: as :meth:`next`.
         """
         self.feed.set_direct_ready(True)
         try:
