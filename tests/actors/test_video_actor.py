@@ -206,13 +206,13 @@ async def test_an_actor_with_a_viewer_does_not_retire(autojump_clock):
         assert n.registry.actor("v") is None
 
 
-@pytest.mark.parametrize(("batch_max", "transactions"), [(500, 2), (1, 4)])
+@pytest.mark.parametrize(("max_batch", "transactions"), [(500, 2), (1, 4)])
 async def test_batches_queued_behind_a_transaction_share_the_next_one(
-    autojump_clock, batch_max, transactions
+    autojump_clock, max_batch, transactions
 ):
     """Merged: what queues while a transaction is in flight goes into one more
-    transaction, whatever the video. Unmerged (batch_max 1, the baseline): one each."""
-    async with node(batch_max=batch_max) as n:
+    transaction, whatever the video. Unmerged (max_batch 1, the baseline): one each."""
+    async with node(max_batch=max_batch) as n:
         for v in ("a", "b", "c", "d"):  # actors up, so only the posts are timed
             await n.registry.subscribe(v, None, 0)
         n.store.inserts = 0
