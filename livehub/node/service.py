@@ -137,7 +137,9 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             settings.max_message_chars,
         )
         limiter.slow.override = moderation.slow_mode_override
-        metrics.watch(Sources(registry, bus, db, gate, viewers, settings.max_db_connections, tokens.jwks))
+        metrics.watch(
+            Sources(registry, bus, db, gate, viewers, settings.max_db_connections, tokens.jwks)
+        )
         async with trio.open_nursery() as nursery:
             await nursery.start(registry.run)
             await nursery.start(bus.run, registry)
