@@ -103,7 +103,7 @@ class PublishProxy:
         self._secret = settings.publish_proxy_secret.encode("utf-8")
         self._timeout = settings.publish_proxy_timeout_seconds
         self._closed = settings.publish_proxy_failure == "closed"
-        self._batch_max = max(1, settings.publish_proxy_batch_max)
+        self._batch_max = max(1, settings.publish_proxy_max_batch)
         self._connections = max(1, settings.publish_proxy_max_connections)
         self._metrics = metrics
         self._max_chars = max_chars

@@ -116,7 +116,7 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
     check_integration_settings(settings)  # publish proxy, webhooks
     async with open_database(
         settings.database_url,
-        max_size=settings.db_pool_max,
+        max_size=settings.max_db_connections,
         timeout_seconds=settings.db_command_timeout_seconds,
     ) as db:
         if settings.migrate_on_start:
@@ -160,7 +160,9 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
         if settings.webhook_url:
             webhooks = WebhookSender(PgWebhookStore(db), settings, hook_metrics)
             observed.webhooks = webhooks
-        metrics.watch(Sources(registry, bus, db, gate, viewers, settings.db_pool_max, tokens.jwks))
+        metrics.watch(
+            Sources(registry, bus, db, gate, viewers, settings.max_db_connections, tokens.jwks)
+        )
         async with trio.open_nursery() as nursery:
             await nursery.start(registry.run)
             await nursery.start(bus.run, registry)

@@ -55,7 +55,7 @@ class WebhookSender:
         self._timeout = settings.webhook_timeout_seconds
         self._base = settings.webhook_retry_base_seconds
         self._cap = settings.webhook_retry_max_seconds
-        self._batch_max = max(1, settings.webhook_batch_max)
+        self._batch_max = max(1, settings.webhook_max_batch)
         self._poll = settings.webhook_poll_seconds
         self._sweep_every = settings.webhook_sweep_seconds
         # A claim outlives the request that delivers it, so a live node never loses
