@@ -11,6 +11,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
+from livehub.core.shards import split_dsns
+
 ENV_PREFIX = "LIVEHUB_"
 
 
@@ -22,6 +24,10 @@ class SettingsError(ValueError):
 class Settings:
     # Where comments live. Empty: `livehub serve` starts the embedded cluster.
     database_url: str = ""
+    # Several Postgres instances (shards), DSNs separated by spaces, in shard order;
+    # when set it replaces database_url. A video lives on one shard
+    # (livehub/core/shards.py); never reorder or remove entries.
+    database_urls: str = ""
     # HS256 secret for bearer tokens. Empty: generated beside the embedded cluster,
     # unless an identity provider's keys (public key or JWKS) are configured.
     jwt_secret: str = ""
@@ -153,6 +159,19 @@ class Settings:
     def asymmetric_tokens(self) -> bool:
         """Tokens are checked by an identity provider's keys (no shared secret needed)."""
         return bool(self.jwt_public_key or self.jwt_jwks_url)
+
+    def database_dsns(self) -> list[str]:
+        """One DSN per shard, in shard order (empty: no database configured).
+
+        Raises:
+            SettingsError: LIVEHUB_DATABASE_URLS lists a database twice.
+        """
+        if not self.database_urls.strip():
+            return [self.database_url] if self.database_url else []
+        try:
+            return split_dsns(self.database_urls)
+        except ValueError as exc:
+            raise SettingsError(f"LIVEHUB_DATABASE_URLS: {exc}") from None
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)

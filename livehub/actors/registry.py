@@ -77,7 +77,12 @@ class Bus:
 
 class Registry:
     def __init__(
-        self, store, settings: Settings, bus: Bus, on_delivered: Callable | None = None
+        self,
+        store,
+        settings: Settings,
+        bus: Bus,
+        on_delivered: Callable | None = None,
+        merger=None,
     ) -> None:
         self._store = store
         self._settings = settings
@@ -91,7 +96,8 @@ class Registry:
         self._writes = 0  # frames x viewers since the last rate sample
         self._write_rate = 0.0
         # batch_max 1 is the unbatched baseline: no merging across videos either.
-        self._merger = InsertMerger(store) if settings.batch_max > 1 else None
+        # ``merger``: the node's own (one per shard, actors/shardmerger.py).
+        self._merger = (merger or InsertMerger(store)) if settings.batch_max > 1 else None
 
     # -- lifecycle --
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> NoReturn:

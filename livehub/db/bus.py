@@ -50,11 +50,13 @@ class BusStatistics:
 
 
 class PgBus:
-    def __init__(self, db: Database, dsn: str, settings: Settings) -> None:
+    def __init__(
+        self, db: Database, dsn: str, settings: Settings, node_id: str | None = None
+    ) -> None:
         self._db = db
         self._dsn = dsn
         self._settings = settings
-        self.node_id = secrets.token_hex(6)
+        self.node_id = node_id or secrets.token_hex(6)  # one id for all of a node's shards
         self._own_head = own_payload_head(self.node_id)
         self._route: Callable[[str, Notified], None] = lambda v, m: None
         self._resync_all: Callable[[], None] = lambda: None
