@@ -18,6 +18,7 @@ from livehub.core.shards import (
     split_dsns,
 )
 from livehub.db.bridge import open_database
+from livehub.db.migrate import migrate
 from livehub.db.shards import LOGICAL_SHARD_SQL
 
 # Pinned forever: a different answer means existing videos would be looked for on
@@ -78,3 +79,22 @@ async def test_postgres_computes_the_same_logical_shard(dsn):
                 videos,
             )
     assert {r[0]: r[1] for r in rows} == {v: logical_shard(v) for v in videos}
+
+
+async def test_the_documented_resharding_publication_is_valid_sql(dsn):
+    """docs/OPERATIONS.md, Resharding, step 2: a row filter by LOGICAL_SHARD_SQL."""
+    tables = ("videos", "comments", "video_settings", "bans", "moderation_log")
+    where = f"WHERE ({LOGICAL_SHARD_SQL} % 4 = 3)"
+    with trio.fail_after(30):
+        async with open_database(dsn) as db:
+            await migrate(db)
+            await db.execute("ALTER TABLE moderation_log REPLICA IDENTITY FULL")
+            await db.execute(
+                "CREATE PUBLICATION move_to_3 FOR TABLE "
+                + ", ".join(f"{t} {where}" for t in tables)
+            )
+            rows = await db.fetch(
+                "SELECT tablename FROM pg_publication_tables WHERE pubname = 'move_to_3'"
+            )
+            await db.execute("DROP PUBLICATION move_to_3")
+    assert sorted(r[0] for r in rows) == sorted(tables)

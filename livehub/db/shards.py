@@ -27,10 +27,15 @@ from livehub.db.store import PgCommentStore
 
 log = logging.getLogger("livehub.db.shards")
 
-# livehub.core.shards.logical_shard in SQL: md5's first 8 hex digits as a 32-bit
-# unsigned number, mod 4096. Immutable built-ins only, so it is allowed in a
-# publication's row filter (``CREATE PUBLICATION ... WHERE (...)``).
-LOGICAL_SHARD_SQL = f"(('x' || substr(md5(video_id), 1, 8))::bit(32)::bigint % {LOGICAL_SHARDS})"
+# livehub.core.shards.logical_shard in SQL. 4096 divides 2**32, so the first 4 bytes
+# of the md5 mod 4096 are the low 12 bits of the 4th and 3rd bytes. Columns,
+# operators and immutable built-ins only, so it is allowed in a publication's row
+# filter (``CREATE PUBLICATION ... WHERE (...)``, docs/OPERATIONS.md, Resharding).
+LOGICAL_SHARD_SQL = (
+    "((get_byte(decode(md5(video_id), 'hex'), 2) % 16) * 256"
+    " + get_byte(decode(md5(video_id), 'hex'), 3))"
+)
+assert LOGICAL_SHARDS == 4096  # the expression above is for 4096 logical shards
 
 MIGRATE_RETRY_SECONDS = 30.0  # a node starting beside a restarting Postgres waits this long
 
