@@ -9,16 +9,23 @@ from typing import NoReturn
 
 import trio
 
-from livehub.actors.merger import InsertMerger, Result
+from livehub.actors.merger import InsertMerger
 from livehub.actors.messages import Reply
+from livehub.actors.ports import CommentStore, Result
+from livehub.config import Settings
 from livehub.core.model import Draft
 
 
 class ShardedMerger:
-    """``InsertMerger``'s API (``submit``, ``insert``, ``run``), routed by video."""
+    """An :class:`~livehub.actors.ports.Inserter` routing each video's batch to its
+    shard's merger (``route``: video id -> shard index)."""
 
-    def __init__(self, stores: Sequence, route: Callable[[str], int]) -> None:
-        self.shards = [InsertMerger(store) for store in stores]
+    def __init__(
+        self, stores: Sequence[CommentStore], route: Callable[[str], int], settings: Settings
+    ) -> None:
+        merge = settings.batch_max > 1  # as the registry's own merger
+        in_flight = 4 if merge else settings.db_pool_max
+        self.shards = [InsertMerger(store, merge, in_flight) for store in stores]
         self._route = route
 
     @property
@@ -27,9 +34,6 @@ class ShardedMerger:
 
     def submit(self, video_id: str, drafts: Sequence[Draft]) -> Reply[list[Result]]:
         return self.shards[self._route(video_id)].submit(video_id, drafts)
-
-    async def insert(self, video_id: str, drafts: Sequence[Draft]) -> list[Result]:
-        return await self.submit(video_id, drafts).wait()
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> NoReturn:
         async with trio.open_nursery() as nursery:

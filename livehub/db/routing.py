@@ -10,17 +10,16 @@ and ask each shard on its own, so a shard that is down fails only its own videos
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
 import trio
 
-from livehub.actors.messages import Notified
 from livehub.core.errors import StoreUnavailable
 from livehub.core.model import Comment, Draft, Entry
 from livehub.core.shards import shard_of
-from livehub.db.bus import BusStatistics, PgBus
+from livehub.db.bus import BusStatistics, PgBus, WakeUpReceiver
 from livehub.db.modstore import PgModerationStore
 from livehub.db.shards import Shard
 from livehub.db.store import PgCommentStore
@@ -192,12 +191,6 @@ class ShardedBus:
         self._route = route
         self.node_id = self.shards[0].node_id
 
-    def attach(self, route: Callable[[str, Notified], None], resync_all: Callable[[], None]):
-        """Wake-ups of every shard go to ``route``; a shard's bus reconnecting resyncs
-        every actor (cheap for the other shards' videos: one read each)."""
-        for bus in self.shards:
-            bus.attach(route, resync_all)
-
     async def listen(self, video_id: str) -> None:
         await self.shards[self._route(video_id)].listen(video_id)
 
@@ -219,10 +212,15 @@ class ShardedBus:
             sum(p.notify_failures for p in parts),
         )
 
-    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> NoReturn:
+    async def run(
+        self, receiver: WakeUpReceiver, *, task_status=trio.TASK_STATUS_IGNORED
+    ) -> NoReturn:
+        """Run every shard's bus; all of them hand wake-ups to ``receiver``, and a
+        shard's bus reconnecting resyncs every actor (cheap for the other shards'
+        videos: one read each)."""
         async with trio.open_nursery() as nursery:
             for bus in self.shards:
-                await nursery.start(bus.run)
+                await nursery.start(bus.run, receiver)
             task_status.started(self)
 
 

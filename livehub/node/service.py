@@ -28,7 +28,7 @@ from livehub.db.routing import (
 from livehub.db.shards import MIGRATE_RETRY_SECONDS, Shard, migrate_shards, open_shards
 from livehub.identity.auth import TokenVerifier
 from livehub.node.gate import Gate
-from livehub.node.metrics import Metrics
+from livehub.node.metrics import Metrics, Sources
 from livehub.node.modcache import ModerationCache
 from livehub.node.modrouting import ShardedModerationCache
 
@@ -67,7 +67,7 @@ def post_limiter(settings: Settings) -> PostLimiter:
     """
     try:
         bucket = TokenBucket(settings.post_rate_per_second, settings.post_burst, time.monotonic)
-        per_video = parse_per_video(settings.slow_mode_videos)
+        per_video = parse_per_video(settings.slow_mode_videos)  # checked here, at start
     except ValueError as exc:
         raise SettingsError(f"posting limits: {exc}") from None
     return PostLimiter(bucket, SlowMode(settings.slow_mode_seconds, per_video, time.monotonic))
@@ -120,14 +120,6 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             settings.max_streams, settings.overload_retry_seconds, settings.max_streams_per_client
         )
         bus = ShardedBus([s.bus for s in shards], route)
-        registry = Registry(
-            store,
-            settings,
-            _ObservedBus(bus, metrics),
-            on_delivered=metrics.delivered,
-            merger=ShardedMerger([s.store for s in shards], route),
-        )
-        bus.attach(registry.notify_nowait, registry.resync_all)
         viewers = ShardedViewerCounts(
             shards,
             gate,
@@ -135,7 +127,15 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             settings.viewer_count_seconds,
             settings.viewer_count_ttl_seconds,
         )
-        registry.set_viewer_total(viewers.total)
+        registry = Registry(
+            store,
+            settings,
+            _ObservedBus(bus, metrics),
+            streams=gate.streams_open,
+            viewer_total=viewers.total,
+            on_delivered=metrics.delivered,
+            merger=ShardedMerger([s.store for s in shards], route, settings),
+        )
         modstore = ShardedModerationStore([s.modstore for s in shards], route)
         moderation = ShardedModerationCache(
             [
@@ -150,13 +150,12 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             route,
         )
         limiter.slow.override = moderation.slow_mode_override
+        pool_max = settings.db_pool_max * len(shards)
         db = ShardedPools(shards)
-        metrics.bind(registry, bus, db, gate, viewers, settings.db_pool_max * len(shards))
-        if tokens.jwks is not None:
-            metrics.bind_jwks(tokens.jwks)
+        metrics.watch(Sources(registry, bus, db, gate, viewers, pool_max, tokens.jwks))
         async with trio.open_nursery() as nursery:
             await nursery.start(registry.run)
-            await nursery.start(bus.run)
+            await nursery.start(bus.run, registry)
             await nursery.start(viewers.run)
             await nursery.start(tokens.run)  # JWKS refresh (started before the first fetch)
             await nursery.start(moderation.run)
