@@ -93,7 +93,11 @@ class Settings:
     # Group commit: posts per transaction at most; 1 disables batching (baseline).
     batch_max: int = 500
     # Bus.
-    notify_channels: int = 64
+    # NOTIFY channels (a video's is crc32 mod this, livehub/core/wakeup.py). A node
+    # LISTENs to the channels of the videos it has actors for and hears every NOTIFY on
+    # them, so many more channels than videos a node holds keep it from hearing (and
+    # decoding) the other nodes' videos (docs/BENCHMARKS.md, n).
+    notify_channels: int = 4096
     notify_batch_seconds: float = 0.002
     notify_inline_max_bytes: int = 7500
     resync_interval_seconds: float = 2.0

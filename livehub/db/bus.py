@@ -52,6 +52,8 @@ class BusStatistics:
     notifies_sent: int
     wakeups_received: int
     notify_failures: int
+    notifications_received: int = 0  # every NOTIFY the LISTEN connection got (own too)
+    payloads_decoded: int = 0  # those from other nodes, decoded (wake-ups_received in them)
 
 
 class WakeUpReceiver(Protocol):
@@ -83,6 +85,8 @@ class PgBus:
         self._notifies_sent = 0
         self._wakeups_received = 0
         self._notify_failures = 0
+        self._notifications_received = 0
+        self._payloads_decoded = 0
 
     def statistics(self) -> BusStatistics:
         return BusStatistics(
@@ -92,6 +96,8 @@ class PgBus:
             self._notifies_sent,
             self._wakeups_received,
             self._notify_failures,
+            self._notifications_received,
+            self._payloads_decoded,
         )
 
     async def run(
@@ -128,6 +134,7 @@ class PgBus:
             self._changed.set()
 
     def _on_notification(self, conn, pid, channel, payload) -> None:  # trio thread
+        self._notifications_received += 1
         if payload.startswith(self._own_head):
             return  # our own wake-up (every listener hears every NOTIFY): skip the decode
         try:
@@ -137,6 +144,7 @@ class PgBus:
             return
         if node == self.node_id:
             return
+        self._payloads_decoded += 1
         for w in wakeups:
             self._wakeups_received += 1
             self._receiver.notify_nowait(w)

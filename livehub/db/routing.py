@@ -210,6 +210,8 @@ class ShardedBus:
             sum(p.notifies_sent for p in parts),
             sum(p.wakeups_received for p in parts),
             sum(p.notify_failures for p in parts),
+            sum(p.notifications_received for p in parts),
+            sum(p.payloads_decoded for p in parts),
         )
 
     async def run(
