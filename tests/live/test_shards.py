@@ -172,3 +172,36 @@ async def _shard_down_and_back(nodes, cluster) -> None:
             nursery.cancel_scope.cancel()
     for viewer in viewers:
         assert_gapless(viewer, acked[viewer.video])
+
+
+async def test_a_comment_whose_wake_up_never_came_reaches_viewers_on_either_shard(
+    two_shards, dsn, dsn2, pg_cluster, pg_cluster2
+):
+    """Written straight into each shard (no NOTIFY at all): the registry's periodic
+    counter check, per shard, still delivers it."""
+    _, (a, b) = two_shards
+    (v0,), (v1,) = videos_on(0, 2), videos_on(1, 2)
+    viewers = [ResumingViewer(n.url, v) for v in (v0, v1) for n in (a, b)]
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=10) as c:
+            for viewer in viewers:
+                nursery.start_soon(viewer.run)
+                await viewer.connected.wait()
+            for video in (v0, v1):
+                r = await post(c, a.url, video, f"{video} posted")
+                assert r.status_code == 201, r.text
+            for cluster, d, video in ((pg_cluster, dsn, v0), (pg_cluster2, dsn2, v1)):
+                psql(
+                    cluster,
+                    d,
+                    "WITH bump AS (UPDATE videos SET last_seq = last_seq + 1"
+                    f" WHERE video_id = '{video}' RETURNING last_seq)"
+                    " INSERT INTO comments (video_id, seq, user_id, message)"
+                    f" SELECT '{video}', last_seq, 'ghost', 'unannounced' FROM bump",
+                )
+            for viewer in viewers:
+                await viewer.wait_for(2, within=10)
+            nursery.cancel_scope.cancel()
+    for viewer in viewers:
+        assert viewer.seqs == [1, 2]
+        assert viewer.messages[2] == "unannounced"
