@@ -1,4 +1,6 @@
-"""``python -m livehub`` / ``livehub``: serve, migrate, token, loadtest."""
+"""``python -m livehub`` / ``livehub``: serve, migrate, token.
+
+The load tester is a package of its own (``tools/loadtest``: ``livehub-loadtest``)."""
 
 from __future__ import annotations
 
@@ -96,7 +98,8 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     from livehub.db.shards import migrate_shards, open_shards
 
     async def main(s: Settings) -> list[list[str]]:
-        async with open_shards(s.database_dsns(), s.replace(db_pool_max=1), "migrate") as shards:
+        one = s.replace(max_db_connections=1)
+        async with open_shards(s.database_dsns(), one, "migrate") as shards:
             return await migrate_shards(shards)
 
     with database_env(settings, need_secret=False) as s:
@@ -125,16 +128,8 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_loadtest(argv: list[str]) -> int:
-    from livehub_loadtest.cli import main
-
-    return main(argv)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["loadtest"]:
-        return cmd_loadtest(argv[1:])
     parser = argparse.ArgumentParser(prog="livehub", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run the server (Hypercorn, trio worker)")
@@ -157,7 +152,6 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="a role to grant, e.g. moderator or moderator:<video_id> (repeatable)",
     )
-    sub.add_parser("loadtest", help="drive a running server (see `livehub loadtest --help`)")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()

@@ -3,30 +3,22 @@
 from __future__ import annotations
 
 import json
-import re
+
+from livehub_loadtest.sse import SseParser
 
 from livehub.core import sse
 from livehub.core.model import Comment
 
 
 def parse(stream: bytes) -> list[dict]:
-    """A minimal spec-following SSE parser (WHATWG: lines end in CRLF, LF or CR)."""
-    events, data, fields = [], [], {}
-    for line in re.split(r"\r\n|\r|\n", stream.decode("utf-8")):
-        if line == "":
-            if data:
-                events.append({**fields, "data": "\n".join(data)})
-            data, fields = [], {}
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if name == "data":
-            data.append(value)
-        else:
-            fields[name] = value
-    return events
+    """The events a viewer gets from ``stream`` (the suite's one SSE parser)."""
+    out = []
+    for ev in SseParser().feed(stream):
+        fields = {"event": ev.event.decode(), "data": ev.data.decode()}
+        if ev.id is not None:
+            fields["id"] = ev.id.decode()
+        out.append(fields)
+    return out
 
 
 def comment(seq: int, message: str = "hi", user: str = "alice") -> Comment:

@@ -98,10 +98,12 @@ class Registry:
         self._nursery: trio.Nursery | None = None
         self._writes = 0  # frames x viewers since the last rate sample
         self._write_rate = 0.0
-        # batch_max 1 is the unbatched baseline: no merging across videos either.
+        # max_batch 1 is the unbatched baseline: no merging across videos either.
         # ``merger``: the node's own (one per shard: actors/shardmerger.py).
-        merge = settings.batch_max > 1
-        self._merger = merger or InsertMerger(store, merge, 4 if merge else settings.db_pool_max)
+        merge = settings.max_batch > 1
+        self._merger = merger or InsertMerger(
+            store, merge, 4 if merge else settings.max_db_connections
+        )
 
     # -- lifecycle --
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> NoReturn:

@@ -23,8 +23,8 @@ class ShardedMerger:
     def __init__(
         self, stores: Sequence[CommentStore], route: Callable[[str], int], settings: Settings
     ) -> None:
-        merge = settings.batch_max > 1  # as the registry's own merger
-        in_flight = 4 if merge else settings.db_pool_max
+        merge = settings.max_batch > 1  # as the registry's own merger
+        in_flight = 4 if merge else settings.max_db_connections
         self.shards = [InsertMerger(store, merge, in_flight) for store in stores]
         self._route = route
 

@@ -72,7 +72,7 @@ async def open_shards(
             db = await stack.enter_async_context(
                 open_database(
                     dsn,
-                    max_size=settings.db_pool_max,
+                    max_size=settings.max_db_connections,
                     timeout_seconds=settings.db_command_timeout_seconds,
                 )
             )

@@ -150,7 +150,7 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             route,
         )
         limiter.slow.override = moderation.slow_mode_override
-        pool_max = settings.db_pool_max * len(shards)
+        pool_max = settings.max_db_connections * len(shards)
         db = ShardedPools(shards)
         metrics.watch(Sources(registry, bus, db, gate, viewers, pool_max, tokens.jwks))
         async with trio.open_nursery() as nursery:
