@@ -11,8 +11,6 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
-from livehub.core.shards import split_dsns
-
 ENV_PREFIX = "LIVEHUB_"
 
 
@@ -194,6 +192,19 @@ class Settings:
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+def split_dsns(urls: str) -> list[str]:
+    """``LIVEHUB_DATABASE_URLS``: DSNs separated by whitespace, in shard order (a DSN
+    may itself list several hosts with commas: a primary and its standbys).
+
+    Raises:
+        ValueError: the same DSN is listed twice (two shards cannot share one database).
+    """
+    dsns = urls.split()
+    if len(set(dsns)) != len(dsns):
+        raise ValueError("a database is listed twice")
+    return dsns
 
 
 def _parse(name: str, type_name: object, raw: str) -> object:

@@ -9,13 +9,12 @@ import hashlib
 import pytest
 import trio
 
-from livehub.config import Settings, SettingsError
+from livehub.config import Settings, SettingsError, split_dsns
 from livehub.core.shards import (
     LOGICAL_SHARDS,
     instance_of_logical,
     logical_shard,
     shard_of,
-    split_dsns,
 )
 from livehub.db.bridge import open_database
 from livehub.db.migrate import migrate

@@ -42,16 +42,3 @@ def instance_of_logical(logical: int, instances: int) -> int:
 def shard_of(video_id: str, instances: int) -> int:
     """The instance (index into the DSN list) holding ``video_id``."""
     return instance_of_logical(logical_shard(video_id), instances)
-
-
-def split_dsns(urls: str) -> list[str]:
-    """``LIVEHUB_DATABASE_URLS``: DSNs separated by whitespace, in shard order (a DSN
-    may itself list several hosts with commas: a primary and its standbys).
-
-    Raises:
-        ValueError: the same DSN is listed twice (two shards cannot share one database).
-    """
-    dsns = urls.split()
-    if len(set(dsns)) != len(dsns):
-        raise ValueError("a database is listed twice")
-    return dsns

@@ -6,7 +6,6 @@ import json
 
 from quart import Blueprint, Response, current_app
 
-from livehub.db.shards import ping_shards
 from livehub.node.metrics import CONTENT_TYPE
 
 bp = Blueprint("ops", __name__)
@@ -24,7 +23,7 @@ async def readyz() -> Response:
     so taking nodes out of the balancer would only take the other shards' videos
     down with it. 503 when no shard answers. ``shards`` says which ones answer."""
     svc = current_app.service
-    answered = await ping_shards(svc.shards, svc.settings.ready_timeout_seconds)
+    answered = await svc.shards_answering()
     shards = [{"shard": i, "ok": ok} for i, ok in enumerate(answered)]
     if not any(answered):
         body = {

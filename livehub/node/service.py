@@ -25,7 +25,13 @@ from livehub.db.routing import (
     ShardedPools,
     ShardedViewerCounts,
 )
-from livehub.db.shards import MIGRATE_RETRY_SECONDS, Shard, migrate_shards, open_shards
+from livehub.db.shards import (
+    MIGRATE_RETRY_SECONDS,
+    Shard,
+    migrate_shards,
+    open_shards,
+    ping_shards,
+)
 from livehub.identity.auth import TokenVerifier
 from livehub.node.gate import Gate
 from livehub.node.metrics import Metrics, Sources
@@ -57,6 +63,10 @@ class Service:
     @property
     def node_id(self) -> str:
         return self.bus.node_id
+
+    async def shards_answering(self) -> list[bool]:
+        """Which shards answer within ``ready_timeout_seconds`` (asked at once)."""
+        return await ping_shards(self.shards, self.settings.ready_timeout_seconds)
 
 
 def post_limiter(settings: Settings) -> PostLimiter:
