@@ -1,6 +1,7 @@
 """schemathesis against a real `livehub serve` process: every operation of
 docs/openapi.yaml, with valid and invalid (negative) data, checked for no 500s,
-documented statuses and content types, and responses matching their schemas.
+documented statuses and content types, responses matching their schemas, and data
+the contract calls invalid refused with a 4xx.
 
 Deterministic: a fixed seed, derandomized generation and no example database, so a
 run does the same requests every time (a failure reproduces; no flakes). Bounded:
@@ -20,6 +21,7 @@ import schemathesis
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    negative_data_rejection,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -34,7 +36,9 @@ CHECKS = [
     not_a_server_error,
     status_code_conformance,
     content_type_conformance,
+    negative_data_rejection,
     response_schema_conformance,
+    negative_data_rejection,
 ]
 
 CONFIG = schemathesis.Config.from_dict(
