@@ -38,8 +38,8 @@ def embedded_secret(settings: Settings) -> str:
 @contextlib.contextmanager
 def database_env(settings: Settings, need_secret: bool = True) -> Iterator[Settings]:
     """Settings with a database and a secret: the configured ones, or the embedded
-    cluster under ``data_dir`` (started here, stopped on exit). Exported to the
-    environment so Hypercorn's worker processes see the same. ``need_secret=False``
+    cluster under ``data_dir`` (started here, stopped on exit). ``livehub serve``
+    hands them to its worker processes as they are. ``need_secret=False``
     (``migrate``): a configured database needs no token secret."""
     cluster = None
     if not settings.database_url:
@@ -59,9 +59,6 @@ def database_env(settings: Settings, need_secret: bool = True) -> Iterator[Setti
                 " when LIVEHUB_DATABASE_URL is set"
             )
         settings = settings.replace(jwt_secret=embedded_secret(settings))
-    os.environ["LIVEHUB_DATABASE_URL"] = settings.database_url
-    if settings.jwt_secret:
-        os.environ["LIVEHUB_JWT_SECRET"] = settings.jwt_secret
     try:
         yield settings
     finally:
@@ -82,8 +79,6 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         config.bind = [args.bind]
     if args.workers is not None:
         config.workers = args.workers
-    if args.no_migrate:
-        os.environ["LIVEHUB_MIGRATE_ON_START"] = "0"
     with database_env(settings) as s:
         if args.no_migrate:
             s = s.replace(migrate_on_start=False)
@@ -92,7 +87,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             f" with {worker_count(config.workers)} worker(s)",
             file=sys.stderr,
         )
-        return serve(config, s.drain_timeout_seconds, s.log_format)
+        return serve(config, s)
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:

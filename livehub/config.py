@@ -81,6 +81,9 @@ class Settings:
     stall_timeout_seconds: float = 60.0
     actor_idle_seconds: float = 30.0
     inbox_size: int = 4096
+    # Posts waiting for the next insert transaction of one video; past it a post waits
+    # up to db_command_timeout_seconds for room, then gets 503.
+    post_queue_size: int = 4096
     # Group commit: posts per transaction at most; 1 disables batching (baseline).
     batch_max: int = 500
     # Bus.

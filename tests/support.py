@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import trio
+from livehub_loadtest.sse import SseParser
 
 from livehub.db.cluster import Cluster, free_port
 from livehub.identity.auth import mint
@@ -189,40 +190,34 @@ class Event:
 
 
 class SSEReader:
-    """Reads SSE events from an httpx streaming response, one event at a time."""
+    """Reads SSE events from an httpx streaming response, one event at a time, with
+    the load tester's parser (the suite's one SSE parser)."""
 
     def __init__(self, response: httpx.Response) -> None:
         self.response = response
-        self._lines = response.aiter_lines()
+        self._chunks = response.aiter_raw()
+        self._parser = SseParser()
+        self._ready: list[Event] = []
         self.retry: int | None = None
         self.comments_seen = 0
 
     async def next_event(self) -> Event:
-        fields: dict[str, str] = {}
-        data: list[str] = []
-        async for line in self._lines:
-            if line == "":
-                if data or fields:
-                    if "retry" in fields and not data:
-                        self.retry = int(fields["retry"])
-                        fields = {}
-                        continue
-                    ev = Event(
-                        int(fields["id"]) if "id" in fields else None,
-                        fields.get("event", "message"),
-                        "\n".join(data),
+        while not self._ready:
+            try:
+                chunk = await anext(self._chunks)
+            except StopAsyncIteration:
+                raise EOFError("stream ended") from None
+            for ev in self._parser.feed(chunk):
+                self._ready.append(
+                    Event(
+                        int(ev.id) if ev.id is not None else None,
+                        ev.event.decode(),
+                        ev.data.decode(),
                     )
-                    return ev
-                continue
-            if line.startswith(":"):
-                continue
-            name, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if name == "data":
-                data.append(value)
-            else:
-                fields[name] = value
-        raise EOFError("stream ended")
+                )
+            if self._parser.retry is not None:
+                self.retry, self._parser.retry = self._parser.retry, None
+        return self._ready.pop(0)
 
     async def comments(self, n: int, within: float = 10) -> list[dict]:
         """The next ``n`` comment events (other event types skipped)."""

@@ -1,64 +1,28 @@
-"""livehub/sse.py: the exact bytes a viewer's EventSource parses."""
+"""livehub/core/sse.py: the exact bytes a viewer's EventSource parses."""
 
 from __future__ import annotations
 
 import json
-import re
+
+from livehub_loadtest.sse import SseParser
 
 from livehub.core import sse
 from livehub.core.model import Comment
 
 
 def parse(stream: bytes) -> list[dict]:
-    """A minimal spec-following SSE parser (WHATWG: lines end in CRLF, LF or CR)."""
-    events, data, fields = [], [], {}
-    for line in re.split(r"\r\n|\r|\n", stream.decode("utf-8")):
-        if line == "":
-            if data:
-                events.append({**fields, "data": "\n".join(data)})
-            data, fields = [], {}
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if name == "data":
-            data.append(value)
-        else:
-            fields[name] = value
-    return events
+    """The events a viewer gets from ``stream`` (the suite's one SSE parser)."""
+    out = []
+    for ev in SseParser().feed(stream):
+        fields = {"event": ev.event.decode(), "data": ev.data.decode()}
+        if ev.id is not None:
+            fields["id"] = ev.id.decode()
+        out.append(fields)
+    return out
 
 
 def comment(seq: int, message: str = "hi", user: str = "alice") -> Comment:
     return Comment("launch", seq, user, message, "2024-05-01T12:00:00.000001Z")
-
-
-def test_event_bytes_with_id():
-    assert sse.encode_event("comment", '{"a":1}', 7) == b'id: 7\nevent: comment\ndata: {"a":1}\n\n'
-
-
-def test_event_bytes_without_id():
-    assert sse.encode_event("status", "ok") == b"event: status\ndata: ok\n\n"
-
-
-def test_multi_line_data_gets_one_data_field_per_line():
-    out = sse.encode_event("note", "one\ntwo\n\nfour", 3)
-    assert out == b"id: 3\nevent: note\ndata: one\ndata: two\ndata: \ndata: four\n\n"
-    assert parse(out) == [{"id": "3", "event": "note", "data": "one\ntwo\n\nfour"}]
-
-
-def test_carriage_returns_in_data_cannot_break_the_event():
-    # EventSource also ends lines at CR and CRLF: data must survive the round trip
-    # as lines, and nothing after a CR may be taken for a field name.
-    out = sse.encode_event("note", "a\rid: 99\r\nb", 1)
-    events = parse(out)
-    assert len(events) == 1
-    assert events[0]["id"] == "1"
-    assert events[0]["data"] == "a\nid: 99\nb"
-
-
-def test_non_ascii_data_is_utf8():
-    assert sse.encode_event("x", "héllo 🎉") == "event: x\ndata: héllo 🎉\n\n".encode()
 
 
 def test_comment_event_exact_bytes():

@@ -10,13 +10,14 @@ from typing import NoReturn
 import trio
 
 from livehub.actors.messages import Committed, Message, Post, Reply
+from livehub.actors.ports import Inserter
 from livehub.core.errors import LivehubError, StoreUnavailable
 from livehub.core.model import Comment
 
 
 async def serve_batcher(
     video_id: str,
-    store,
+    inserter: Inserter,
     posts: trio.MemoryReceiveChannel[Post],
     inbox: trio.MemorySendChannel[Message],
     batch_max: int,
@@ -37,29 +38,16 @@ async def serve_batcher(
                 batch.append(posts.receive_nowait())
             except trio.WouldBlock:
                 break
-        drafts = [p.draft for p in batch]
-        submit = getattr(store, "submit", None)  # the node's InsertMerger
-        write = submit(video_id, drafts) if submit is not None else None
+        write = inserter.submit(video_id, [p.draft for p in batch])
         try:
-            if write is not None:
-                results = await write.wait()
-            else:
-                results = await store.insert(video_id, drafts)
-        except LivehubError as exc:  # unmerged: StoreUnavailable, Unstorable
-            for post in batch:
-                post.reply.fail(exc)
-            continue
+            results = await write.wait()
         except BaseException:
-            if write is not None:
-                # Our actor is going away, but the merged write goes on: answer the
-                # posters when it lands, so a stored comment never gets a 503 (and a
-                # retry never stores it twice).
-                write.add_done_callback(
-                    functools.partial(_answer_late, video_id, batch, committed, inbox)
-                )
-            else:
-                for post in batch:
-                    post.reply.fail(StoreUnavailable("the write was interrupted; retry"))
+            # Our actor is going away, but the write goes on: answer the posters when
+            # it lands, so a stored comment never gets a 503 (and a retry never stores
+            # it twice).
+            write.add_done_callback(
+                functools.partial(_answer_late, video_id, batch, committed, inbox)
+            )
             raise
         comments = _answer(batch, results)  # first: these are committed, whatever follows
         if comments:

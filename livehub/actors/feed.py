@@ -16,21 +16,20 @@ from collections.abc import Callable
 import trio
 
 from livehub.actors.messages import Subscribed
+from livehub.actors.ports import CommentStore, DirectSink
 from livehub.actors.registry import Registry
-from livehub.actors.subscriber import DirectSink, Frame, Lagged, Resubscribe, Subscription
+from livehub.actors.subscriber import Frame, Lagged, Resubscribe, Subscription
+from livehub.core.model import STREAM_PAGE
 from livehub.core.recovery import resume_position
-from livehub.db.store import PgCommentStore
 
 log = logging.getLogger("livehub.actors.feed")
-
-CATCHUP_PAGE = 1000  # comments per catch-up read; the live queue keeps filling meanwhile
 
 
 class Feed:
     def __init__(
         self,
         registry: Registry,
-        store: PgCommentStore,
+        store: CommentStore,
         video_id: str,
         on_catchup: Callable[[str], None] | None = None,
     ) -> None:
@@ -55,7 +54,8 @@ class Feed:
         ``past_head`` catch-up and logged.
 
         Raises:
-            StoreUnavailable: the actor cannot start, or the head could not be read
+            Unavailable: the actor cannot start (StoreUnavailable) or is restarting
+                (VideoRestarting), or the head could not be read
                 (then close the feed).
         """
         s = await self._registry.subscribe(self.video_id, after, backlog)
@@ -141,9 +141,9 @@ class Feed:
                     # attempt of a slow catch-up read, or it would never finish.
                     with trio.CancelScope(shield=True):
                         rows = await self._store.read_stream(
-                            self.video_id, after, until, CATCHUP_PAGE
+                            self.video_id, after, until, STREAM_PAGE
                         )
-                if len(rows) < CATCHUP_PAGE:
+                if len(rows) < STREAM_PAGE:
                     self._gap = None
                 if rows:
                     out = self._accept([Frame(rows)])

@@ -22,24 +22,30 @@ from typing import NoReturn
 import trio
 
 from livehub.actors.messages import Reply
+from livehub.actors.ports import CommentStore, Result
 from livehub.core.errors import LivehubError, StoreUnavailable, Unstorable
-from livehub.core.model import Comment, Draft
+from livehub.core.model import Draft
 from livehub.db.store import check_storable
 
-Result = Comment | LivehubError  # one draft's outcome
 Row = tuple[int, int]  # (index of the batch in the transaction, index of the draft)
 
 log = logging.getLogger("livehub.merger")
 
-MAX_IN_FLIGHT = 4  # merged transactions at once (the pool has more connections)
 MAX_ROWS = 2000  # comments per merged transaction
 
 
 class InsertMerger:
-    """``insert(video_id, drafts)`` as an actor's batcher calls it, merged."""
+    """The node's :class:`~livehub.actors.ports.Inserter`: actors' batches, merged.
 
-    def __init__(self, store) -> None:
+    ``merge=False`` (``LIVEHUB_BATCH_MAX=1``, the unbatched baseline) stores each batch
+    in a transaction of its own, up to ``max_in_flight`` at once; the writes still
+    outlive the actors that submitted them.
+    """
+
+    def __init__(self, store: CommentStore, merge: bool = True, max_in_flight: int = 4) -> None:
         self._store = store
+        self._merge = merge
+        self._max_in_flight = max_in_flight
         self._queue: list[tuple[str, Sequence[Draft], Reply[list[Result]]]] = []
         self._wakeup = trio.Event()
         self._in_flight = 0
@@ -59,22 +65,20 @@ class InsertMerger:
         self._wakeup.set()
         return reply
 
-    async def insert(self, video_id: str, drafts: Sequence[Draft]) -> list[Result]:
-        """``submit`` and wait."""
-        return await self.submit(video_id, drafts).wait()
-
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> NoReturn:
         async with trio.open_nursery() as nursery:
             task_status.started(self)
             while True:
-                while not self._queue or self._in_flight >= MAX_IN_FLIGHT:
+                while not self._queue or self._in_flight >= self._max_in_flight:
                     self._wakeup = trio.Event()
                     await self._wakeup.wait()
                 batch, rest, videos, rows = [], [], set(), 0
                 for item in self._queue:
                     # One batch per video per transaction (an actor never has two in
                     # flight, but a merged result is keyed by video: be sure).
-                    if item[0] in videos or (batch and rows + len(item[1]) > MAX_ROWS):
+                    if item[0] in videos or (
+                        batch and (not self._merge or rows + len(item[1]) > MAX_ROWS)
+                    ):
                         rest.append(item)
                         continue
                     batch.append(item)

@@ -9,6 +9,7 @@ import trio
 
 from livehub.actors.subscriber import Subscription
 from livehub.core.model import Comment, Draft, Entry
+from livehub.core.wakeup import WakeUp
 
 T = TypeVar("T")
 
@@ -112,15 +113,6 @@ class Committed:
 
 
 @dataclass(frozen=True)
-class Notified:
-    """A wake-up from another node: seqs ``first..last`` exist; comments inline or None."""
-
-    first: int
-    last: int
-    comments: list[Entry] | None
-
-
-@dataclass(frozen=True)
 class Resync:
     """Check the store for anything not yet delivered (bus reconnect, periodic check).
 
@@ -130,4 +122,6 @@ class Resync:
     head: int | None = None
 
 
-Message = Subscribe | Unsubscribe | Committed | Notified | Resync
+Message = Subscribe | Unsubscribe | Committed | WakeUp | Resync
+"""``WakeUp`` (``core.wakeup``): seqs ``first..last`` exist (another node's commit, or a
+moderation action); comments inline or None."""

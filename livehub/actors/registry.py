@@ -17,31 +17,31 @@ import trio
 from livehub.actors.merger import InsertMerger
 from livehub.actors.messages import (
     Message,
-    Notified,
     Post,
     Resync,
     Subscribe,
     Subscribed,
     Unsubscribe,
 )
+from livehub.actors.ports import Bus, CommentStore
 from livehub.actors.subscriber import Subscription
 from livehub.actors.video import VideoActor
 from livehub.config import Settings
-from livehub.core.errors import Overloaded, StoreUnavailable
+from livehub.core.errors import NotStarted, Overloaded, StoreUnavailable, VideoRestarting
 from livehub.core.model import Comment, Draft
+from livehub.core.wakeup import WakeUp
 
 log = logging.getLogger("livehub.registry")
 
 MAX_QUICK_RESTARTS = 5  # an actor crashing more often than this is failing, not flaky
 RATE_PERIOD_SECONDS = 0.5  # write-rate sampling period for adaptive coalescing
-POST_QUEUE_SIZE = 4096  # posts waiting for the next transaction of one video
 
 
 class _Handle:
-    def __init__(self, video_id: str, inbox_size: int) -> None:
+    def __init__(self, video_id: str, inbox_size: int, post_queue_size: int) -> None:
         self.video_id = video_id
         self.inbox_send, self.inbox = trio.open_memory_channel[Message](inbox_size)
-        self.posts_send, self.posts = trio.open_memory_channel[Post](POST_QUEUE_SIZE)
+        self.posts_send, self.posts = trio.open_memory_channel[Post](post_queue_size)
         self.actor: VideoActor | None = None
         self.restarts = 0
 
@@ -60,46 +60,52 @@ class _Handle:
 @dataclass(frozen=True)
 class RegistryStatistics:
     actors: int
-    viewers: int
+    viewers: int  # subscriptions its actors hold (the sum of their subscribers)
     restarts: int
     merged_transactions: int  # insert transactions that the node-wide merger ran
     lagged_drops: int  # times a live actor dropped a slow viewer's queue (it then catches up)
     write_rate: float  # frames x viewers per second, smoothed (drives coalescing)
 
 
-class Bus:
-    """What the registry needs from the bus (see ``livehub/bus.py``)."""
-
-    async def listen(self, video_id: str) -> None: ...
-    def unlisten(self, video_id: str) -> None: ...
-    def committed(self, video_id: str, comments: list[Comment]) -> None: ...
-
-
 class Registry:
+    """The actors of one node.
+
+    ``streams`` is the node's count of open viewer streams (the gate owns it; it
+    drives write coalescing), ``viewer_total`` a video's viewer count over every node
+    (``livehub.db.viewers``), ``on_delivered`` sees every delivered batch (metrics).
+    """
+
     def __init__(
-        self, store, settings: Settings, bus: Bus, on_delivered: Callable | None = None
+        self,
+        store: CommentStore,
+        settings: Settings,
+        bus: Bus,
+        *,
+        streams: Callable[[], int] = lambda: 0,
+        viewer_total: Callable[[str], int] | None = None,
+        on_delivered: Callable[[str, list[Comment], int], None] | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
         self._bus = bus
+        self._streams = streams
+        self._viewer_total = viewer_total
         self._on_delivered = on_delivered
         self._handles: dict[str, _Handle] = {}
-        self._viewers = 0
         self._restarts = 0
         self._nursery: trio.Nursery | None = None
-        self._viewer_total: Callable[[str], int] | None = None
         self._writes = 0  # frames x viewers since the last rate sample
         self._write_rate = 0.0
         # batch_max 1 is the unbatched baseline: no merging across videos either.
-        self._merger = InsertMerger(store) if settings.batch_max > 1 else None
+        merge = settings.batch_max > 1
+        self._merger = InsertMerger(store, merge, 4 if merge else settings.db_pool_max)
 
     # -- lifecycle --
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> NoReturn:
         """Own every actor; check live videos' counters every resync interval."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            if self._merger is not None:
-                await nursery.start(self._merger.run)
+            await nursery.start(self._merger.run)
             nursery.start_soon(self._measure_write_rate)
             task_status.started(self)
             while True:
@@ -130,8 +136,8 @@ class Registry:
         handle = self._handles.get(video_id)
         if handle is None:
             if self._nursery is None:
-                raise StoreUnavailable("the server is not started")
-            handle = _Handle(video_id, self._settings.inbox_size)
+                raise NotStarted("the server is not started")
+            handle = _Handle(video_id, self._settings.inbox_size, self._settings.post_queue_size)
             self._handles[video_id] = handle
             self._nursery.start_soon(self._supervise, handle, name=f"actor:{video_id}")
         return handle
@@ -144,12 +150,12 @@ class Registry:
                 actor = VideoActor(
                     video_id,
                     self._store,
+                    self._merger,
                     self._settings,
                     handle.inbox,
                     handle.inbox_send,
                     handle.posts,
                     self,
-                    inserter=self._merger,
                 )
                 handle.actor = actor
                 try:
@@ -181,9 +187,12 @@ class Registry:
         added latency stays well under the 200 ms bar.
         """
         budget = self._settings.write_budget_per_second
-        if self._viewers == 0 or self._write_rate < budget / 2:
+        if self._write_rate < budget / 2:
             return 0.0
-        return min(self._settings.coalesce_max_seconds, self._viewers / budget)
+        viewers = self._streams()
+        if viewers == 0:
+            return 0.0
+        return min(self._settings.coalesce_max_seconds, viewers / budget)
 
     async def _measure_write_rate(self) -> NoReturn:
         """Writes/s of this node (frames x viewers), smoothed over about a second."""
@@ -193,15 +202,8 @@ class Registry:
             self._writes = 0
             self._write_rate = 0.5 * self._write_rate + 0.5 * sample
 
-    def set_viewer_total(self, fn: Callable[[str], int]) -> None:
-        """Where actors read their video's viewer count across nodes."""
-        self._viewer_total = fn
-
     def viewer_total(self, video_id: str) -> int | None:
         return None if self._viewer_total is None else self._viewer_total(video_id)
-
-    def viewers_changed(self, delta: int) -> None:
-        self._viewers += delta
 
     def committed(self, video_id: str, comments: list[Comment]) -> None:
         self._bus.committed(video_id, comments)
@@ -238,7 +240,7 @@ class Registry:
         except trio.TooSlowError:
             raise Overloaded("too many posts queued for this video") from None
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            raise StoreUnavailable("the video is restarting; retry") from None
+            raise VideoRestarting("the video is restarting; retry") from None
         return await post.reply.wait()
 
     async def subscribe(self, video_id: str, after: int | None, backlog: int) -> Subscribed:
@@ -247,7 +249,7 @@ class Registry:
         try:
             await handle.inbox_send.send(msg)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            raise StoreUnavailable("the video is restarting; retry") from None
+            raise VideoRestarting("the video is restarting; retry") from None
         try:
             return await msg.reply.wait()
         except BaseException:
@@ -265,11 +267,12 @@ class Registry:
         if handle is not None:
             self._send_nowait(handle, Unsubscribe(sub))
 
-    def notify_nowait(self, video_id: str, msg: Notified) -> None:
-        """Route a bus wake-up; dropped when nobody here watches the video."""
-        handle = self._handles.get(video_id)
+    def notify_nowait(self, wake: WakeUp) -> None:
+        """Route a wake-up (the bus, or a moderation action on this node); dropped
+        when nobody here watches the video."""
+        handle = self._handles.get(wake.video_id)
         if handle is not None:
-            self._send_nowait(handle, msg)
+            self._send_nowait(handle, wake)
 
     def _send_nowait(self, handle: _Handle, msg: Message) -> None:
         try:
@@ -291,16 +294,20 @@ class Registry:
         return handle.actor if handle else None
 
     def statistics(self) -> RegistryStatistics:
-        merged = self._merger.transactions if self._merger is not None else 0
-        lagged = sum(h.actor.statistics().lagged_drops for h in self._handles.values() if h.actor)
+        actors = [h.actor.statistics() for h in self._handles.values() if h.actor]
         return RegistryStatistics(
-            len(self._handles), self._viewers, self._restarts, merged, lagged, self._write_rate
+            len(self._handles),
+            sum(a.subscribers for a in actors),
+            self._restarts,
+            self._merger.transactions,
+            sum(a.lagged_drops for a in actors),
+            self._write_rate,
         )
 
 
 def _fail_queued(handle: _Handle) -> None:
     """Answer whatever still waits in a dead actor's queues, so no request hangs."""
-    error = StoreUnavailable("the video's actor stopped; retry")
+    error = VideoRestarting("the video's actor stopped; retry")
     for channel in (handle.posts, handle.inbox):
         while True:
             try:

@@ -8,14 +8,16 @@ is told :class:`Lagged`: it then catches up from Postgres from the last seq it s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import trio
 
 from livehub.core.model import Entry
 from livehub.core.sse import encode_comments
 from livehub.core.wsframes import encode_ws
+
+if TYPE_CHECKING:
+    from livehub.actors.ports import DirectSink
 
 
 class Lagged(Exception):
@@ -56,30 +58,6 @@ class Frame:
         if self._json is None:
             self._json = [encode_ws(c) for c in self.comments]
         return self._json
-
-
-@dataclass(frozen=True)
-class SubscriptionStatistics:
-    frames_queued: int
-    lagged_count: int
-    closed: bool
-
-
-class DirectSink(Protocol):
-    """A transport the actor may write a frame to without waiting (see http/transport.py).
-    It frames the bytes for its connection itself."""
-
-    @property
-    def has_pending(self) -> bool: ...
-
-    @property
-    def can_wait_idle(self) -> bool: ...
-
-    def try_write_frame(self, frame: Frame) -> bool: ...
-
-    def try_write_control(self, data: bytes) -> bool: ...
-
-    async def wait_idle(self) -> None: ...
 
 
 class Subscription:
@@ -210,6 +188,3 @@ class Subscription:
             else:
                 self._wakeup = trio.Event()
                 await self._wakeup.wait()
-
-    def statistics(self) -> SubscriptionStatistics:
-        return SubscriptionStatistics(len(self._frames), self.lagged_count, self._closed)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import trio
 
@@ -18,45 +17,26 @@ from livehub.actors.batcher import serve_batcher
 from livehub.actors.messages import (
     Committed,
     Message,
-    Notified,
     Post,
     Resync,
     Subscribe,
     Subscribed,
     Unsubscribe,
 )
+from livehub.actors.ports import CommentStore, Inserter, NodeHooks
 from livehub.actors.subscriber import Frame, Subscription
 from livehub.config import Settings
-from livehub.core.errors import StoreUnavailable
-from livehub.core.model import Comment, Entry, Event
+from livehub.core.errors import StoreUnavailable, VideoRestarting
+from livehub.core.model import STREAM_PAGE, Entry, Event
 from livehub.core.recovery import plan_resume
 from livehub.core.ring import Ring
 from livehub.core.sse import PING, viewers_event
+from livehub.core.wakeup import WakeUp
 
 log = logging.getLogger("livehub.actor")
 
 FLUSH_SLICE = 500  # viewers written between checkpoints of one flush
 EXTRAS_SECONDS = 1.0  # how often an actor looks at pings and its video's viewer count
-
-
-class Store(Protocol):
-    async def insert(self, video_id: str, drafts: list) -> list[Comment]: ...
-    async def stream_tail(self, video_id: str, limit: int) -> list[Entry]: ...
-    async def pinned(self, video_id: str) -> tuple[int, str] | None: ...
-    async def read_stream(
-        self, video_id: str, after: int, until: int | None = None, limit: int = 1000
-    ) -> list[Entry]: ...
-
-
-class NodeHooks(Protocol):
-    """What an actor needs from its node: load, wake-ups, retirement, metrics."""
-
-    def coalesce_interval(self) -> float: ...
-    def viewers_changed(self, delta: int) -> None: ...
-    def committed(self, video_id: str, comments: list[Comment]) -> None: ...
-    def delivered(self, video_id: str, comments: list[Comment], viewers: int) -> None: ...
-    def may_retire(self, video_id: str, actor: VideoActor) -> bool: ...
-    def viewer_total(self, video_id: str) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -74,18 +54,18 @@ class VideoActor:
     def __init__(
         self,
         video_id: str,
-        store: Store,
+        store: CommentStore,
+        inserter: Inserter,
         settings: Settings,
         inbox: trio.MemoryReceiveChannel[Message],
         inbox_send: trio.MemorySendChannel[Message],
         posts: trio.MemoryReceiveChannel[Post],
         hooks: NodeHooks,
         clock: Callable[[], float] = trio.current_time,
-        inserter=None,
     ) -> None:
         self.video_id = video_id
         self._store = store
-        self._inserter = inserter or store  # anything with insert(video_id, drafts)
+        self._inserter = inserter
         self._settings = settings
         self._inbox = inbox
         self._inbox_send = inbox_send
@@ -152,7 +132,6 @@ class VideoActor:
         finally:
             for sub in self._subs:
                 sub.close()
-            self._hooks.viewers_changed(-len(self._subs))
             self._subs.clear()
 
     async def _serve_inbox(self) -> None:
@@ -192,14 +171,12 @@ class VideoActor:
     async def _handle(self, msg: Message) -> None:
         if isinstance(msg, Committed):
             await self._advance(msg.comments[0].seq, msg.comments[-1].seq, msg.comments)
-        elif isinstance(msg, Notified):
+        elif isinstance(msg, WakeUp):
             await self._advance(msg.first, msg.last, msg.comments)
         elif isinstance(msg, Subscribe):
             await self._subscribe(msg)
         elif isinstance(msg, Unsubscribe):
-            if msg.sub in self._subs:
-                self._subs.discard(msg.sub)
-                self._hooks.viewers_changed(-1)
+            self._subs.discard(msg.sub)
         elif isinstance(msg, Resync):
             if msg.head is None or msg.head > self._last_delivered:
                 await self._advance_from_store(msg.head)
@@ -212,14 +189,13 @@ class VideoActor:
             try:
                 await self._flush(self._clock())
             except BaseException:
-                msg.reply.fail(StoreUnavailable("the video's actor stopped; retry"))
+                msg.reply.fail(VideoRestarting("the video's actor stopped; retry"))
                 raise
         if msg.reply.abandoned:
             return  # the viewer left while waiting: subscribe nobody
         plan = plan_resume(msg.after, msg.backlog, self._last_delivered, self._ring)
         sub = Subscription(self._settings.subscriber_queue_frames)
         self._subs.add(sub)
-        self._hooks.viewers_changed(1)
         msg.reply.set(
             Subscribed(sub, plan.replay, plan.store_gap, self._last_delivered, self._pin_data)
         )
@@ -239,7 +215,7 @@ class VideoActor:
         try:
             while until is None or self._last_delivered < until:
                 rows = await self._store.read_stream(
-                    self.video_id, self._last_delivered, until, limit=1000
+                    self.video_id, self._last_delivered, until, limit=STREAM_PAGE
                 )
                 if not rows:
                     break
@@ -304,17 +280,12 @@ class VideoActor:
                     self._lagged_drops += 1
         for sub in gone:
             self._subs.discard(sub)
-        if gone:
-            self._hooks.viewers_changed(-len(gone))
         self._hooks.delivered(self.video_id, frame.comments, len(self._subs))
 
     def _prune_cancelled(self) -> None:
         """Drop subscriptions whose viewers left (their Unsubscribe may have been lost)."""
-        gone = [sub for sub in self._subs if sub.cancelled]
-        for sub in gone:
+        for sub in [sub for sub in self._subs if sub.cancelled]:
             self._subs.discard(sub)
-        if gone:
-            self._hooks.viewers_changed(-len(gone))
 
     def _send_extras(self) -> None:
         """Pings and viewer-count events for idle viewers, encoded once and written by

@@ -92,10 +92,29 @@ class TooManyStreams(RateLimited):
     code = "too_many_streams"
 
 
-class StoreUnavailable(LivehubError):
+class Unavailable(LivehubError):
+    """This cannot be served right now; retry shortly (503)."""
+
+    code = "unavailable"
+
+
+class StoreUnavailable(Unavailable):
     """Postgres refused, dropped the connection, or did not answer in time."""
 
     code = "store_unavailable"
+
+
+class VideoRestarting(Unavailable):
+    """The video's actor stopped (a crash, a retirement, a shutdown) while this request
+    was queued for it; a retry reaches its successor."""
+
+    code = "video_restarting"
+
+
+class NotStarted(Unavailable):
+    """The node's actors are not running yet (or any more)."""
+
+    code = "not_started"
 
 
 class Overloaded(_RetryLater):

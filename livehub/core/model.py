@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+STREAM_PAGE = 1000  # entries per read of a stream from the store (catch-ups, gap reads)
+
 
 @dataclass(frozen=True, slots=True)
 class Comment:

@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from livehub.core.model import Comment, Entry, Event
 
+# A comment's or event's JSON is compact and json.dumps escapes CR and LF, so its
+# data is always one line: nothing in it can start a new field (e.g. a forged "id:").
+
 PING = b": ping\n\n"
-# EventSource ends a line at CRLF, LF or CR: split data on all three, or a CR in it
-# would start a new field (e.g. a forged "id:").
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def retry_hint(milliseconds: int) -> bytes:
     """Tell EventSource how long to wait before reconnecting."""
     return b"retry: %d\n\n" % milliseconds
-
-
-def encode_event(event: str, data: str, event_id: int | None = None) -> bytes:
-    """One SSE event. ``data`` may hold line breaks (LF, CR, CRLF): each line gets its
-    own ``data:``."""
-    lines = []
-    if event_id is not None:
-        lines.append(f"id: {event_id}")
-    lines.append(f"event: {event}")
-    lines.extend(f"data: {line}" for line in _LINE_BREAK.split(data))
-    return ("\n".join(lines) + "\n\n").encode("utf-8")
 
 
 def viewers_event(count: int) -> bytes:

@@ -17,16 +17,21 @@ import secrets
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 import asyncpg
 import trio
 import trio_asyncio
 
-from livehub.actors.messages import Notified
 from livehub.config import Settings
 from livehub.core.model import Comment
-from livehub.core.wakeup import channel_of, decode_wakeups, encode_wakeups, own_payload_head
+from livehub.core.wakeup import (
+    WakeUp,
+    channel_of,
+    decode_wakeups,
+    encode_wakeups,
+    own_payload_head,
+)
 from livehub.db.bridge import Database
 
 log = logging.getLogger("livehub.db.bus")
@@ -49,6 +54,14 @@ class BusStatistics:
     notify_failures: int
 
 
+class WakeUpReceiver(Protocol):
+    """Where the bus hands what it hears (``actors.registry.Registry``)."""
+
+    def notify_nowait(self, wake: WakeUp) -> None: ...
+
+    def resync_all(self) -> None: ...
+
+
 class PgBus:
     def __init__(self, db: Database, dsn: str, settings: Settings) -> None:
         self._db = db
@@ -56,8 +69,7 @@ class PgBus:
         self._settings = settings
         self.node_id = secrets.token_hex(6)
         self._own_head = own_payload_head(self.node_id)
-        self._route: Callable[[str, Notified], None] = lambda v, m: None
-        self._resync_all: Callable[[], None] = lambda: None
+        self._receiver: WakeUpReceiver | None = None  # set by run()
         self._want: dict[str, int] = defaultdict(int)
         self._listening: set[str] = set()
         self._changed = trio.Event()
@@ -70,9 +82,6 @@ class PgBus:
         self._wakeups_received = 0
         self._notify_failures = 0
 
-    def attach(self, route: Callable[[str, Notified], None], resync_all: Callable[[], None]):
-        self._route, self._resync_all = route, resync_all
-
     def statistics(self) -> BusStatistics:
         return BusStatistics(
             self._connected,
@@ -83,7 +92,12 @@ class PgBus:
             self._notify_failures,
         )
 
-    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> NoReturn:
+    async def run(
+        self, receiver: WakeUpReceiver, *, task_status=trio.TASK_STATUS_IGNORED
+    ) -> NoReturn:
+        """LISTEN and NOTIFY until cancelled; wake-ups from other nodes go to
+        ``receiver`` (the node's registry), and so does every reconnect."""
+        self._receiver = receiver
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._serve_notifier)
             await nursery.start(self._serve_listener)
@@ -123,7 +137,7 @@ class PgBus:
             return
         for w in wakeups:
             self._wakeups_received += 1
-            self._route(w.video_id, Notified(w.first, w.last, w.comments))
+            self._receiver.notify_nowait(w)
 
     async def _serve_listener(self, *, task_status=trio.TASK_STATUS_IGNORED) -> NoReturn:
         backoff = 0.1
@@ -167,7 +181,7 @@ class PgBus:
             if not first:
                 self._reconnects += 1
                 log.info("bus: reconnected; resyncing every actor")
-            self._resync_all()  # anything sent while we were not listening is gone
+            self._receiver.resync_all()  # anything sent while we were not listening is gone
             mark_started()
             while not lost.is_set():
                 async with trio.open_nursery() as nursery:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from livehub.core.errors import Unstorable
-from livehub.core.model import Comment, Draft, Entry, Event, pinned_data, tombstone
+from livehub.core.model import STREAM_PAGE, Comment, Draft, Entry, Event, pinned_data, tombstone
 from livehub.db.bridge import Database
 
 # Text asyncpg cannot encode (a surrogate code point: not UTF-8) or Postgres text
@@ -187,7 +187,7 @@ class PgCommentStore:
         return [Comment(video_id, r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     async def read_range(
-        self, video_id: str, after: int, until: int | None = None, limit: int = 1000
+        self, video_id: str, after: int, until: int | None = None, limit: int = STREAM_PAGE
     ) -> list[Comment]:
         """Comments with ``after`` < seq <= ``until``, oldest first, at most ``limit``."""
         upper = NO_UPPER_BOUND if until is None else until
@@ -195,7 +195,7 @@ class PgCommentStore:
         return [Comment(video_id, r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     async def read_stream(
-        self, video_id: str, after: int, until: int | None = None, limit: int = 1000
+        self, video_id: str, after: int, until: int | None = None, limit: int = STREAM_PAGE
     ) -> list[Entry]:
         """Every stream entry with ``after`` < seq <= ``until``, oldest first: what a
         viewer catching up gets (deleted comments as tombstones)."""

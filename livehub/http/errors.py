@@ -22,7 +22,7 @@ STATUS: dict[type[e.LivehubError], int] = {
     e.InvalidComment: 422,
     e.RateLimited: 429,
     e.Overloaded: 503,
-    e.StoreUnavailable: 503,
+    e.Unavailable: 503,
     e.KeysUnavailable: 503,
 }
 

@@ -12,7 +12,6 @@ import json
 
 from quart import Blueprint, Response, current_app, request
 
-from livehub.actors.messages import Notified
 from livehub.core import moderation, validate
 from livehub.core.errors import BadRequest, Forbidden, InvalidInput, NotFound
 from livehub.core.model import Event
@@ -24,6 +23,7 @@ from livehub.core.moderation import (
     require_moderator,
 )
 from livehub.core.roles import Principal, roles_from_claims
+from livehub.core.wakeup import WakeUp
 from livehub.http.body import read_body
 
 bp = Blueprint("moderation", __name__)
@@ -66,7 +66,7 @@ def _publish(svc, video_id: str, events: list[Event]) -> None:
     """Committed events go where committed comments go: this node's actor for the
     video (if it is live here) and, by a wake-up, every other node's."""
     if events:
-        svc.registry.notify_nowait(video_id, Notified(events[0].seq, events[-1].seq, events))
+        svc.registry.notify_nowait(WakeUp(video_id, events[0].seq, events[-1].seq, events))
         svc.bus.committed(video_id, events)
 
 

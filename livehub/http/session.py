@@ -39,7 +39,6 @@ class ViewerSession:
         self._client = clientaddr.from_scope(scope, svc.settings.trusted_proxies)
         self.feed = Feed(svc.registry, svc.store, video_id, svc.metrics.catchups_inc)
         self._slot = None
-        self._counted = False  # in the streams gauge
         self.count = 0  # the viewer count this viewer was last told
         now = trio.current_time()
         self._next_ping = now + self._settings.heartbeat_seconds
@@ -50,7 +49,7 @@ class ViewerSession:
 
         Raises:
             Overloaded, ShuttingDown: no slot (503); TooManyStreams: this client is
-                at its cap (429); StoreUnavailable: the video's
+                at its cap (429); Unavailable: the video's
                 actor could not start. Nothing is held when it raises.
         """
         self._slot = self.gate.open_stream(self.video_id, self._client)
@@ -59,8 +58,6 @@ class ViewerSession:
         except BaseException:
             self.close()
             raise
-        self._svc.metrics.connections.inc()
-        self._counted = True
         self.count = self._svc.viewers.total(self.video_id)
 
     def close(self) -> None:
@@ -69,16 +66,13 @@ class ViewerSession:
         if self._slot is not None:
             self._slot.close()
             self._slot = None
-        if self._counted:
-            self._counted = False
-            self._svc.metrics.connections.dec()
 
     async def next(self) -> Due:
         """Wait for frames, or for a viewer count or a ping to fall due.
 
         Raises:
             Draining: the node shuts down (end the stream with a reconnect hint).
-            StoreUnavailable: the viewer cannot continue gaplessly now.
+            Unavailable: the viewer cannot continue gaplessly now.
         """
         while True:
             deadline = min(self._next_ping, self._next_count)
@@ -105,7 +99,7 @@ class ViewerSession:
         it queued instead (catch-up, a lag, an unfinished write: [] then).
 
         Raises:
-            Draining, StoreUnavailable: as :meth:`next`.
+            Draining, Unavailable: as :meth:`next`.
         """
         self.feed.set_direct_ready(True)
         try:

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 import trio
 
 from livehub.core import sse, validate
-from livehub.core.errors import LivehubError, StoreUnavailable
+from livehub.core.errors import LivehubError, Unavailable
 from livehub.http.raw import NOSNIFF, Request, error_headers, request_id, respond
 from livehub.http.session import Due, ViewerSession
 from livehub.http.transport import DirectTransport
@@ -119,7 +119,7 @@ async def _serve(
                     return
                 data = encode(Due(frames, None, False)) if frames else b""
                 await transport.write(transport.frame(data) if data else b"")
-    except StoreUnavailable:
+    except Unavailable:
         # Cannot continue gaplessly now: end; EventSource resumes by Last-Event-ID. A
         # direct write's unfinished tail goes first, or the chunked body is malformed.
         if transport is not None and transport.has_pending:

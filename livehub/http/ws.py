@@ -30,8 +30,8 @@ from livehub.core.errors import (
     BadRequest,
     LivehubError,
     PayloadTooLarge,
-    StoreUnavailable,
     Unauthorized,
+    Unavailable,
 )
 from livehub.core.model import Draft
 from livehub.core.wsframes import pinned_snapshot_ws
@@ -123,7 +123,7 @@ async def _write_feed(session: ViewerSession, out: _Outbox, nursery: trio.Nurser
             for frame in due.frames:
                 for text in frame.ws_messages():
                     await out.send(text)
-    except StoreUnavailable as exc:
+    except Unavailable as exc:
         # Cannot continue gaplessly now: say so; the client resumes by last_event_id.
         await out.send(_error_message(exc, None))
         await websocket.close(CLOSE_TRY_AGAIN, "store unavailable; reconnect")

@@ -98,15 +98,6 @@ class Gate:
             self._per_client[client] += 1
         return StreamSlot(self, video_id, client)
 
-    @contextlib.contextmanager
-    def stream(self, video_id: str, client: str | None = None) -> Iterator[None]:
-        """:meth:`open_stream` for the duration of the block."""
-        slot = self.open_stream(video_id, client)
-        try:
-            yield
-        finally:
-            slot.close()
-
     def _release(self, video_id: str, client: str | None) -> None:
         self._streams -= 1
         self._per_video[video_id] -= 1
@@ -169,6 +160,10 @@ class Gate:
     async def wait_posts_done(self) -> None:
         while self._posts:
             await self._wait_change()
+
+    def streams_open(self) -> int:
+        """Open streams on this node: the one count of them (the rest is derived)."""
+        return self._streams
 
     def viewers(self) -> dict[str, int]:
         """Open streams per video on this node (a copy)."""

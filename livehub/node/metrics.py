@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import NoReturn
 
@@ -110,14 +111,7 @@ class Metrics:
             ["action"],
             registry=r,
         )
-        self.connections = Gauge(
-            "livehub_stream_connections",
-            "Open streams",
-            registry=r,
-            multiprocess_mode=DEFAULT_GAUGE_MODE,
-        )
-        self._sources: tuple | None = None
-        self._jwks = None
+        self._sources: Sources | None = None
         self.multiprocess = multiprocess()
         if self.multiprocess:
             self._published = _Published()
@@ -126,13 +120,14 @@ class Metrics:
         else:
             r.register(_Snapshot(self))
 
-    def bind(self, registry, bus, db, gate, viewers, pool_max: int) -> None:
-        """The objects whose statistics() are read at scrape time."""
-        self._sources = (registry, bus, db, gate, viewers, pool_max)
+    def watch(self, sources: Sources) -> None:
+        """The components whose statistics() the snapshot gauges read (once, when the
+        node's service is assembled: they are built after the counters they feed)."""
+        self._sources = sources
 
-    def bind_jwks(self, jwks) -> None:
-        """The JWKS key set (auth with an identity provider), read at scrape time."""
-        self._jwks = jwks
+    def readings(self) -> tuple[list, list]:
+        """The snapshot gauges and counters now (empty before :meth:`watch`)."""
+        return ([], []) if self._sources is None else _readings(self._sources)
 
     def delivered(self, video_id: str, comments: list, viewers: int) -> None:
         self.delivered_total.inc(len(comments) * viewers)
@@ -155,9 +150,7 @@ class Metrics:
 
     def publish(self) -> None:
         """Write this worker's snapshot values to the shared directory (multiprocess)."""
-        if self._sources is not None:
-            gauges, counters = _readings(self._sources, self._jwks)
-            self._published.write(gauges, counters)
+        self._published.write(*self.readings())
 
     async def publish_forever(self) -> NoReturn:
         """Keep this worker's part of the node's snapshot gauges fresh (multiprocess)."""
@@ -173,11 +166,31 @@ def _epoch(created_at: str) -> float | None:
         return None
 
 
-def _readings(sources: tuple, jwks=None) -> tuple[list, list]:
+@dataclass(frozen=True)
+class Sources:
+    """What the snapshot gauges read (``jwks``: the identity provider's key set, when
+    tokens are checked against one)."""
+
+    registry: object
+    bus: object
+    db: object
+    gate: object
+    viewers: object
+    pool_max: int
+    jwks: object | None = None
+
+
+def _readings(sources: Sources) -> tuple[list, list]:
     """The snapshot values: ``[(name, doc, value)]`` of gauges and
-    ``[(name, doc, label, {label_value: value})]`` of counters (``jwks``: the identity
-    provider's key set, when tokens are checked against one)."""
-    registry, bus, db, gate, viewers, pool_max = sources
+    ``[(name, doc, label, {label_value: value})]`` of counters."""
+    registry, bus, db, gate, viewers = (
+        sources.registry,
+        sources.bus,
+        sources.db,
+        sources.gate,
+        sources.viewers,
+    )
+    pool_max, jwks = sources.pool_max, sources.jwks
     rs = registry.statistics()
     bs = bus.statistics()
     gs = gate.statistics()
@@ -185,7 +198,7 @@ def _readings(sources: tuple, jwks=None) -> tuple[list, list]:
     size, idle = db.statistics()
     gauges = [
         ("livehub_live_videos", "Videos with an actor on this node", rs.actors),
-        ("livehub_viewers", "Viewers subscribed on this node", rs.viewers),
+        ("livehub_viewers", "Viewers subscribed to this node's actors", rs.viewers),
         ("livehub_actor_restarts", "Actor crashes restarted", rs.restarts),
         ("livehub_bus_connected", "1 when the LISTEN connection is up", int(bs.connected)),
         ("livehub_bus_channels", "Channels LISTENed to", bs.channels),
@@ -252,9 +265,7 @@ class _Snapshot:
         return []
 
     def collect(self):
-        if self._m._sources is None:
-            return
-        gauges, counters = _readings(self._m._sources, self._m._jwks)
+        gauges, counters = self._m.readings()
         for name, doc, value in gauges:
             yield GaugeMetricFamily(name, doc, value=value)
         for name, doc, label, by_label in counters:

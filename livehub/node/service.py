@@ -24,7 +24,7 @@ from livehub.db.store import PgCommentStore
 from livehub.db.viewers import ViewerCounts
 from livehub.identity.auth import TokenVerifier
 from livehub.node.gate import Gate
-from livehub.node.metrics import Metrics
+from livehub.node.metrics import Metrics, Sources
 from livehub.node.modcache import ModerationCache
 
 log = logging.getLogger("livehub.node.service")
@@ -60,7 +60,7 @@ def post_limiter(settings: Settings) -> PostLimiter:
     """
     try:
         bucket = TokenBucket(settings.post_rate_per_second, settings.post_burst, time.monotonic)
-        per_video = parse_per_video(settings.slow_mode_videos)
+        per_video = parse_per_video(settings.slow_mode_videos)  # checked here, at start
     except ValueError as exc:
         raise SettingsError(f"posting limits: {exc}") from None
     return PostLimiter(bucket, SlowMode(settings.slow_mode_seconds, per_video, time.monotonic))
@@ -114,10 +114,6 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             settings.max_streams, settings.overload_retry_seconds, settings.max_streams_per_client
         )
         bus = PgBus(db, settings.database_url, settings)
-        registry = Registry(
-            store, settings, _ObservedBus(bus, metrics), on_delivered=metrics.delivered
-        )
-        bus.attach(registry.notify_nowait, registry.resync_all)
         viewers = ViewerCounts(
             db,
             gate,
@@ -125,7 +121,14 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             settings.viewer_count_seconds,
             settings.viewer_count_ttl_seconds,
         )
-        registry.set_viewer_total(viewers.total)
+        registry = Registry(
+            store,
+            settings,
+            _ObservedBus(bus, metrics),
+            streams=gate.streams_open,
+            viewer_total=viewers.total,
+            on_delivered=metrics.delivered,
+        )
         modstore = PgModerationStore(db)
         moderation = ModerationCache(
             modstore,
@@ -134,12 +137,10 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             settings.max_message_chars,
         )
         limiter.slow.override = moderation.slow_mode_override
-        metrics.bind(registry, bus, db, gate, viewers, settings.db_pool_max)
-        if tokens.jwks is not None:
-            metrics.bind_jwks(tokens.jwks)
+        metrics.watch(Sources(registry, bus, db, gate, viewers, settings.db_pool_max, tokens.jwks))
         async with trio.open_nursery() as nursery:
             await nursery.start(registry.run)
-            await nursery.start(bus.run)
+            await nursery.start(bus.run, registry)
             await nursery.start(viewers.run)
             await nursery.start(tokens.run)  # JWKS refresh (started before the first fetch)
             await nursery.start(moderation.run)

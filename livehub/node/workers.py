@@ -33,6 +33,7 @@ from hypercorn.config import Config, Sockets
 from hypercorn.trio.run import worker_serve
 from hypercorn.utils import wrap_app
 
+from livehub.config import Settings
 from livehub.node import logs
 
 log = logging.getLogger("livehub.node.workers")
@@ -45,7 +46,7 @@ MAX_RESTART_DELAY_SECONDS = 30.0  # a crash loop restarts at most this rarely
 STABLE_SECONDS = 30.0  # a worker that ran this long before crashing is not crash-looping
 
 
-def serve(config: Config, drain_seconds: float, log_format: str) -> int:
+def serve(config: Config, settings: Settings) -> int:
     """Run ``config.workers`` worker processes until SIGTERM/SIGINT; returns the exit code.
 
     A worker that exits while the node is not shutting down (SIGKILL, the OOM killer,
@@ -54,8 +55,11 @@ def serve(config: Config, drain_seconds: float, log_format: str) -> int:
     The workers' metrics meet in a temporary ``PROMETHEUS_MULTIPROC_DIR`` (see
     ``livehub/metrics.py``), so any worker's ``/metrics`` reports the whole node.
 
+    Each worker gets ``settings`` as they are (pickled to it), not through the
+    environment.
+
     Resource handling: the sockets are closed, every worker has exited (killed
-    after ``drain_seconds + graceful_timeout + EXIT_MARGIN_SECONDS``) and the metrics
+    after ``drain_timeout_seconds + graceful_timeout + EXIT_MARGIN_SECONDS``) and the metrics
     directory is removed on return.
     """
     metrics_dir = tempfile.mkdtemp(prefix="livehub-metrics-")
@@ -72,9 +76,7 @@ def serve(config: Config, drain_seconds: float, log_format: str) -> int:
         stop.set()
 
     def spawn() -> multiprocessing.process.BaseProcess:
-        proc = ctx.Process(
-            target=_worker_main, args=(config, sockets, stop, drain_seconds, log_format)
-        )
+        proc = ctx.Process(target=_worker_main, args=(config, sockets, stop, settings))
         proc.start()
         log.info("worker started", extra={"worker_pid": proc.pid})
         return proc
@@ -114,7 +116,12 @@ def serve(config: Config, drain_seconds: float, log_format: str) -> int:
                 time.sleep(timeout)
         stop.set()
         procs = [s.proc for s in slots if s.restart_at is None]
-        deadline = time.monotonic() + drain_seconds + config.graceful_timeout + EXIT_MARGIN_SECONDS
+        deadline = (
+            time.monotonic()
+            + settings.drain_timeout_seconds
+            + config.graceful_timeout
+            + EXIT_MARGIN_SECONDS
+        )
         for proc in procs:
             proc.join(max(0.0, deadline - time.monotonic()))
         for proc in procs:
@@ -187,23 +194,21 @@ def worker_count(configured: int) -> int:
     return configured if configured > 0 else (os.cpu_count() or 1)
 
 
-def _worker_main(
-    config: Config, sockets: Sockets, stop: EventType, drain_seconds: float, log_format: str
-) -> None:
-    logs.configure(log_format)
+def _worker_main(config: Config, sockets: Sockets, stop: EventType, settings: Settings) -> None:
+    logs.configure(settings.log_format)
     for sock in sockets.secure_sockets + sockets.insecure_sockets:
         sock.listen(config.backlog)
     config.errorlog = logging.getLogger("hypercorn.error")  # through our formatter
-    trio.run(_serve_worker, config, sockets, stop, drain_seconds)
+    trio.run(_serve_worker, config, sockets, stop, settings)
 
 
 async def _serve_worker(
-    config: Config, sockets: Sockets, stop: EventType, drain_seconds: float
+    config: Config, sockets: Sockets, stop: EventType, settings: Settings
 ) -> None:
     from livehub.http import create_app
     from livehub.node.gctune import tune_gc
 
-    app = create_app()
+    app = create_app(settings)
     tune_gc()
 
     async def shutdown_trigger() -> None:
@@ -212,7 +217,7 @@ async def _serve_worker(
         if service is None:
             return
         log.info("draining", extra={"streams": service.gate.statistics().streams})
-        done = await service.gate.drain(drain_seconds)
+        done = await service.gate.drain(settings.drain_timeout_seconds)
         log.info("drained" if done else "drain timed out", extra=_stats(service))
 
     if app.settings.server == "lean" and not sockets.secure_sockets:

@@ -1,15 +1,14 @@
 """A raw-socket SSE viewer for tests that need control over reading (slow, stalled,
-thousands of connections). Hypercorn frames each write as one HTTP chunk and every
-chunk holds whole events, so events can be found in the raw bytes."""
+thousands of connections). The server frames each write as one HTTP chunk and every
+chunk holds whole events, so the suite's SSE parser (the load tester's) can read the
+raw bytes: a chunk-size line between events is a line with no field it knows."""
 
 from __future__ import annotations
 
-import re
 import socket
 
 import trio
-
-EVENT_RE = re.compile(rb"id: (\d+)\nevent: comment\ndata: ([^\n]*)\n\n")
+from livehub_loadtest.sse import SseParser
 
 
 async def open_raw_stream(
@@ -37,15 +36,11 @@ async def read_until(stream: trio.SocketStream, buf: bytearray, marker: bytes) -
 
 async def read_seqs(stream: trio.SocketStream, last: int) -> list[int]:
     """Every comment seq on the stream until seq ``last`` has been seen."""
-    buf = bytearray()
+    parser = SseParser()
     seqs: list[int] = []
-    pos = 0
     while not seqs or seqs[-1] < last:
         data = await stream.receive_some(65536)
         if not data:
             raise EOFError(f"closed after {len(seqs)} events")
-        buf += data
-        for m in EVENT_RE.finditer(buf, pos):
-            seqs.append(int(m.group(1)))
-            pos = m.end()
+        seqs.extend(int(ev.id) for ev in parser.feed(data) if ev.event == b"comment")
     return seqs

@@ -21,9 +21,10 @@ def test_slots_are_capped_counted_per_video_and_released_once():
     a.close()
     a.close()  # idempotent: a second close frees nothing more
     assert gate.viewers() == {"v": 1}
-    with gate.stream("w"):
-        assert gate.viewers() == {"v": 1, "w": 1}
-        assert gate.statistics().streams == 2
+    w = gate.open_stream("w")
+    assert gate.viewers() == {"v": 1, "w": 1}
+    assert gate.streams_open() == gate.statistics().streams == 2
+    w.close()
     b.close()
     assert gate.viewers() == {}
     assert gate.statistics().refused_full == 1
@@ -34,14 +35,16 @@ async def test_drain_wakes_waiting_streams_and_refuses_newcomers(autojump_clock)
     ended = []
 
     async def stream(name: str) -> None:
-        with gate.stream(name):
-            never = trio.Event()
-            try:
-                while True:
-                    got = await gate.wait(never.wait, trio.current_time() + 15)
-                    assert got is None  # a heartbeat timeout, not a comment
-            except Draining:
-                ended.append(name)
+        slot = gate.open_stream(name)
+        never = trio.Event()
+        try:
+            while True:
+                got = await gate.wait(never.wait, trio.current_time() + 15)
+                assert got is None  # a heartbeat timeout, not a comment
+        except Draining:
+            ended.append(name)
+        finally:
+            slot.close()
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(stream, "a")

@@ -1,8 +1,9 @@
 """PURE: incremental Server-Sent Events parsing and the load tester's message token.
 
 The parser keeps only what the audit needs from each event: its ``id:``, its ``event:``
-type and its ``data:``. Comment lines (``: ping``) and ``retry:`` are skipped. Events may
-be split anywhere across reads, and many may arrive in one read.
+type and its ``data:``. Comment lines (``: ping``) are skipped; the last ``retry:`` seen
+is kept in ``SseParser.retry``. Events may be split anywhere across reads, and many may
+arrive in one read. It is also the one SSE parser of livehub's own test suite.
 
 A load-test message carries a token ``lt <run> <poster> <n> <send_ns>`` somewhere in
 the event data: inside livehub's comment JSON, or the raw POST body that nchan relays.
@@ -29,10 +30,11 @@ class SseEvent(NamedTuple):
 class SseParser:
     """Feed raw body bytes, get back the complete events."""
 
-    __slots__ = ("_buf",)
+    __slots__ = ("_buf", "retry")
 
     def __init__(self) -> None:
         self._buf = b""
+        self.retry: int | None = None  # the last reconnection time (ms) the server set
 
     def feed(self, data: bytes) -> list[SseEvent]:
         buf = self._buf + data if self._buf else data
@@ -49,10 +51,17 @@ class SseParser:
         for block in buf[:end].split(b"\n\n"):
             if not block or (block[0] == 0x3A and b"\n" not in block):  # b":" ping alone
                 continue
+            if block.startswith(b"retry:"):
+                self._retry(block)
             event = _parse_block(block)
             if event is not None:
                 events.append(event)
         return events
+
+    def _retry(self, block: bytes) -> None:
+        value = block.split(b"\n", 1)[0][6:].strip()
+        if value.isdigit():
+            self.retry = int(value)
 
 
 def _parse_block(block: bytes) -> SseEvent | None:
