@@ -99,10 +99,12 @@ async def test_dashboard_and_alerts_read_only_exported_metrics(dsn):
         with trio.fail_after(60):
             async with httpx.AsyncClient(base_url=server.url, timeout=10) as c:
                 async with c.stream("GET", "/comments/d/stream") as s:
+                    # Held in a name: a reader collected as garbage closes its stream.
+                    reader = SSEReader(s)
                     for user in ("u1", "u2", "u3"):
                         r = await c.post("/comments/d", json={"message": "hi"}, headers=auth(user))
                         assert r.status_code == 201, r.text
-                    assert len(await SSEReader(s).comments(3)) == 3
+                    assert len(await reader.comments(3)) == 3
                     r = await c.post("/comments/d", json={"message": "again"}, headers=auth("u1"))
                     assert r.status_code == 429
                     r = await c.get("/comments/d/stream")  # the same client's second stream
