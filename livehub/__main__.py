@@ -1,4 +1,6 @@
-"""``python -m livehub`` / ``livehub``: serve, migrate, token, loadtest."""
+"""``python -m livehub`` / ``livehub``: serve, migrate, token.
+
+The load tester is a package of its own (``tools/loadtest``: ``livehub-loadtest``)."""
 
 from __future__ import annotations
 
@@ -124,16 +126,8 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_loadtest(argv: list[str]) -> int:
-    from livehub_loadtest.cli import main
-
-    return main(argv)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["loadtest"]:
-        return cmd_loadtest(argv[1:])
     parser = argparse.ArgumentParser(prog="livehub", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run the server (Hypercorn, trio worker)")
@@ -156,7 +150,6 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="a role to grant, e.g. moderator or moderator:<video_id> (repeatable)",
     )
-    sub.add_parser("loadtest", help="drive a running server (see `livehub loadtest --help`)")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()

@@ -14,6 +14,16 @@ from dataclasses import dataclass, fields
 ENV_PREFIX = "LIVEHUB_"
 
 
+# Limits are named max_<what>. The names these had before (``<what>_max``) are still
+# read when the new one is not set, so existing deployments keep their settings.
+FORMER_NAMES = {
+    "max_db_connections": "db_pool_max",
+    "max_page_size": "page_size_max",
+    "max_backlog": "backlog_max",
+    "max_batch": "batch_max",
+}
+
+
 class SettingsError(ValueError):
     """An environment variable could not be parsed."""
 
@@ -57,7 +67,7 @@ class Settings:
     migrate_on_start: bool = True
     # asyncpg pool size per worker process (multiply by workers for Postgres); the pool
     # connects lazily, so there is no minimum.
-    db_pool_max: int = 10
+    max_db_connections: int = 10
     # A query that takes longer fails with 503 instead of hanging the request.
     db_command_timeout_seconds: float = 5.0
     # How long /readyz waits for Postgres.
@@ -70,11 +80,11 @@ class Settings:
     body_timeout_seconds: float = 10.0
     max_message_chars: int = 2000
     page_size_default: int = 50
-    page_size_max: int = 500
+    max_page_size: int = 500
 
     # Live delivery.
     ring_size: int = 1000
-    backlog_max: int = 1000
+    max_backlog: int = 1000
     subscriber_queue_frames: int = 256
     heartbeat_seconds: float = 15.0
     sse_retry_ms: int = 1000
@@ -85,7 +95,7 @@ class Settings:
     # up to db_command_timeout_seconds for room, then gets 503.
     post_queue_size: int = 4096
     # Group commit: posts per transaction at most; 1 disables batching (baseline).
-    batch_max: int = 500
+    max_batch: int = 500
     # Bus.
     notify_channels: int = 64
     notify_batch_seconds: float = 0.002
@@ -146,6 +156,8 @@ class Settings:
         values: dict[str, object] = {}
         for field in fields(cls):
             raw = env.get(ENV_PREFIX + field.name.upper())
+            if not raw and field.name in FORMER_NAMES:
+                raw = env.get(ENV_PREFIX + FORMER_NAMES[field.name].upper())
             if raw is None or raw == "":
                 continue
             values[field.name] = _parse(field.name, field.type, raw)

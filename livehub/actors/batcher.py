@@ -20,10 +20,10 @@ async def serve_batcher(
     inserter: Inserter,
     posts: trio.MemoryReceiveChannel[Post],
     inbox: trio.MemorySendChannel[Message],
-    batch_max: int,
+    max_batch: int,
     committed: Callable[[str, list[Comment]], None],
 ) -> NoReturn:
-    """Take every queued post (up to ``batch_max``), insert them in one transaction,
+    """Take every queued post (up to ``max_batch``), insert them in one transaction,
     answer each poster after commit, and hand the comments to the actor and the
     node's notifier.
 
@@ -33,7 +33,7 @@ async def serve_batcher(
     """
     while True:
         batch = [await posts.receive()]
-        while len(batch) < batch_max:
+        while len(batch) < max_batch:
             try:
                 batch.append(posts.receive_nowait())
             except trio.WouldBlock:

@@ -25,7 +25,7 @@ from livehub.actors.messages import Reply
 from livehub.actors.ports import CommentStore, Result
 from livehub.core.errors import LivehubError, StoreUnavailable, Unstorable
 from livehub.core.model import Draft
-from livehub.db.store import check_storable
+from livehub.core.validate import check_storable
 
 Row = tuple[int, int]  # (index of the batch in the transaction, index of the draft)
 
@@ -37,7 +37,7 @@ MAX_ROWS = 2000  # comments per merged transaction
 class InsertMerger:
     """The node's :class:`~livehub.actors.ports.Inserter`: actors' batches, merged.
 
-    ``merge=False`` (``LIVEHUB_BATCH_MAX=1``, the unbatched baseline) stores each batch
+    ``merge=False`` (``LIVEHUB_MAX_BATCH=1``, the unbatched baseline) stores each batch
     in a transaction of its own, up to ``max_in_flight`` at once; the writes still
     outlive the actors that submitted them.
     """

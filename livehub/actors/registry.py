@@ -96,9 +96,9 @@ class Registry:
         self._nursery: trio.Nursery | None = None
         self._writes = 0  # frames x viewers since the last rate sample
         self._write_rate = 0.0
-        # batch_max 1 is the unbatched baseline: no merging across videos either.
-        merge = settings.batch_max > 1
-        self._merger = InsertMerger(store, merge, 4 if merge else settings.db_pool_max)
+        # max_batch 1 is the unbatched baseline: no merging across videos either.
+        merge = settings.max_batch > 1
+        self._merger = InsertMerger(store, merge, 4 if merge else settings.max_db_connections)
 
     # -- lifecycle --
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> NoReturn:

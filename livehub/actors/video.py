@@ -124,7 +124,7 @@ class VideoActor:
                     self._inserter,
                     self._posts,
                     self._inbox_send,
-                    self._settings.batch_max,
+                    self._settings.max_batch,
                     self._hooks.committed,
                 )
                 await self._serve_inbox()

@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 import re
 
-from livehub.core.errors import BadRequest, InvalidComment, Unauthorized, UnsupportedMediaType
+from livehub.core.errors import (
+    BadRequest,
+    InvalidComment,
+    Unauthorized,
+    Unstorable,
+    UnsupportedMediaType,
+)
+from livehub.core.model import Draft
 
 VIDEO_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_INT_PARAM = 2**62  # seqs are bigint; anything larger is nonsense, not a cursor
@@ -151,3 +158,23 @@ def user_name_claim(value: object, claim: str) -> str | None:
             "characters"
         )
     return name
+
+
+# Postgres text cannot hold NUL, and UTF-8 cannot encode a lone surrogate.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def check_storable(video_id: str, draft: Draft) -> None:
+    """Refuse, before any insert, a draft with text Postgres cannot take, in any column.
+
+    Raises:
+        Unstorable: the video id, user id or message holds NUL or a lone surrogate.
+    """
+    for name, text in (
+        ("video id", video_id),
+        ("user id", draft.user_id),
+        ("message", draft.message),
+        ("user name", draft.user_name or ""),
+    ):
+        if _UNSTORABLE.search(text):
+            raise Unstorable(f"the {name} holds characters that cannot be stored (NUL, surrogates)")

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import asyncpg
 
 from livehub.core.errors import Unstorable
 from livehub.core.model import STREAM_PAGE, Comment, Draft, Entry, Event, pinned_data, tombstone
+from livehub.core.validate import check_storable
 from livehub.db.bridge import Database
 
 # Text asyncpg cannot encode (a surrogate code point: not UTF-8) or Postgres text
 # cannot hold (NUL). Paired surrogates do not occur in a decoded str.
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # Postgres refusing the data itself (class 22, a CHECK): the rows' fault, not the
 # database's. Anything else (a unique violation, a read-only standby) is not.
 _REJECTED = (asyncpg.exceptions.DataError, asyncpg.exceptions.CheckViolationError)
@@ -97,22 +96,6 @@ WHERE s.video_id = $1 AND c.kind = 'comment' AND c.deleted_at IS NULL
 HEADS_SQL = "SELECT video_id, last_seq FROM videos WHERE video_id = ANY($1::text[])"
 
 NO_UPPER_BOUND = 2**62
-
-
-def check_storable(video_id: str, draft: Draft) -> None:
-    """Refuse, before any insert, a draft with text Postgres cannot take, in any column.
-
-    Raises:
-        Unstorable: the video id, user id or message holds NUL or a lone surrogate.
-    """
-    for name, text in (
-        ("video id", video_id),
-        ("user id", draft.user_id),
-        ("message", draft.message),
-        ("user name", draft.user_name or ""),
-    ):
-        if _UNSTORABLE.search(text):
-            raise Unstorable(f"the {name} holds characters that cannot be stored (NUL, surrogates)")
 
 
 class PgCommentStore:

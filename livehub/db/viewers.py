@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 import trio
 
 from livehub.core.errors import StoreUnavailable
 from livehub.db.bridge import Database
-from livehub.node.gate import Gate
 
 log = logging.getLogger("livehub.db.viewers")
 
@@ -43,6 +42,14 @@ SWEEP_AGE_SECONDS = 3600.0
 READ_CACHE_MAX = 10_000  # videos whose total a history request read, remembered briefly
 
 
+class LocalViewers(Protocol):
+    """This node's own viewers per video (``livehub.node.gate.Gate`` counts them)."""
+
+    def viewers(self) -> dict[str, int]: ...
+
+    def viewers_of(self, video_id: str) -> int: ...
+
+
 @dataclass(frozen=True)
 class ViewerCountStatistics:
     videos_published: int  # videos this node published a count for last round
@@ -50,7 +57,9 @@ class ViewerCountStatistics:
 
 
 class ViewerCounts:
-    def __init__(self, db: Database, gate: Gate, node_id: str, interval: float, ttl: float) -> None:
+    def __init__(
+        self, db: Database, gate: LocalViewers, node_id: str, interval: float, ttl: float
+    ) -> None:
         self._db = db
         self._gate = gate
         self.node_id = node_id

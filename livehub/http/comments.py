@@ -73,7 +73,7 @@ async def get_comments(video_id: str) -> Response:
     cursor = validate.non_negative_int("cursor", args.get("cursor"))
     pagesize = validate.non_negative_int("pagesize", args.get("pagesize"))
     limit = settings.page_size_default if pagesize in (None, 0) else pagesize
-    limit = min(limit, settings.page_size_max)
+    limit = min(limit, settings.max_page_size)
     if since is not None:
         comments = await svc.store.read_range(video_id, since, None, limit)
         next_since = comments[-1].seq if comments else since

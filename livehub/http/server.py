@@ -101,7 +101,7 @@ class Connection:
         self.server = _addr(self.socket, "getsockname")
         self.sending = False  # a send_all of ours is in progress (direct writers wait)
         self.closed = False
-        self.taken = False  # a streaming handler wrote to the socket itself
+        self._taken = False  # a streaming handler writes to the socket itself
         self._request: h11.Request | None = None
         self._response_start: dict | None = None
         self._response_started = False
@@ -219,11 +219,11 @@ class Connection:
         elif self.h11.our_state is h11.SEND_BODY:
             # The app returned mid-response: end the body (an unfinished chunked body
             # would be malformed), then the connection closes.
-            await self._write(self.h11.send(h11.EndOfMessage()))
+            await self.write(self.h11.send(h11.EndOfMessage()))
 
     async def _finish_cycle(self) -> bool:
         """Get ready for the next request; False: close the connection."""
-        if self.h11.our_state is not h11.DONE or self.taken:
+        if self.h11.our_state is not h11.DONE or self._taken:
             return False
         if self.h11.their_state is h11.SEND_BODY:
             # The app answered without reading the whole body: read (and drop) the rest,
@@ -263,7 +263,7 @@ class Connection:
             if self.h11.they_are_waiting_for_100_continue:
                 # The client holds the body back until told to send it (Expect:
                 # 100-continue); the app asking for it is that moment.
-                await self._write(
+                await self.write(
                     self.h11.send(h11.InformationalResponse(status_code=100, headers=[]))
                 )
             with trio.move_on_at(self._body_deadline) as scope:
@@ -332,7 +332,13 @@ class Connection:
             out.append(self.h11.send(h11.EndOfMessage()))
         data = b"".join(out)
         if data:
-            await self._write(data)
+            await self.write(data)
+
+    def take_socket(self) -> trio.socket.SocketType:
+        """A streaming handler will write to the socket itself (direct writes): bytes
+        may bypass h11 from now on, so the connection ends with this response."""
+        self._taken = True
+        return self.socket
 
     def _head(self, start: dict, length: int | None) -> bytes:
         status = int(start["status"])
@@ -349,7 +355,9 @@ class Connection:
             headers.append((b"connection", b"close"))
         return self.h11.send(h11.Response(status_code=status, headers=headers))
 
-    async def _write(self, data: bytes) -> None:
+    async def write(self, data: bytes) -> None:
+        """Send bytes on the socket (h11 framed them, or the direct transport did);
+        direct writers see ``sending`` meanwhile and leave the socket alone."""
         self.sending = True
         try:
             await self.stream.send_all(data)
@@ -378,7 +386,7 @@ class Connection:
         except h11.LocalProtocolError:
             return
         self._response_started = True
-        await self._write(data)
+        await self.write(data)
 
     async def _protocol_error(self, status: int) -> None:
         try:

@@ -54,7 +54,7 @@ class ViewerSession:
         """
         self._slot = self.gate.open_stream(self.video_id, self._client)
         try:
-            await self.feed.start(after, min(backlog, self._settings.backlog_max))
+            await self.feed.start(after, min(backlog, self._settings.max_backlog))
         except BaseException:
             self.close()
             raise

@@ -56,7 +56,7 @@ class _LeanOwner:
         return -1 if self._conn.closed else self._conn.socket.fileno()
 
     async def write_all(self, data: bytes) -> None:
-        await self._conn._write(data)
+        await self._conn.write(data)
 
 
 class DirectTransport:
@@ -72,7 +72,7 @@ class DirectTransport:
     def from_scope(cls, scope: dict) -> DirectTransport | None:
         conn = scope.get("extensions", {}).get(LEAN_EXTENSION)
         if isinstance(conn, Connection):
-            conn.taken = True  # bytes may bypass h11 now: the connection ends with the stream
+            conn.take_socket()
             return cls(_LeanOwner(conn), scope.get("http_version") == "1.1", conn)
         found = hypercorn_internals.socket_owner(scope)
         if found is None:

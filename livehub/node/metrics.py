@@ -208,7 +208,7 @@ def _readings(sources: Sources) -> tuple[list, list]:
         ("livehub_db_pool_size", "Pool connections open", size),
         ("livehub_db_pool_idle", "Pool connections idle", idle),
         ("livehub_db_pool_in_use", "Pool connections running a query", size - idle),
-        ("livehub_db_pool_max", "Pool size limit (LIVEHUB_DB_POOL_MAX)", pool_max),
+        ("livehub_db_pool_max", "Pool size limit (LIVEHUB_MAX_DB_CONNECTIONS)", pool_max),
         ("livehub_streams_open", "SSE + WebSocket streams holding a slot", gs.streams),
         ("livehub_stream_slots", "Stream cap (LIVEHUB_MAX_STREAMS)", gate.max_streams),
         ("livehub_posts_in_flight", "Posts accepted, not yet answered", gs.posts_in_flight),

@@ -102,7 +102,7 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
     tokens = TokenVerifier.from_settings(settings)  # a bad key setting fails before connecting
     async with open_database(
         settings.database_url,
-        max_size=settings.db_pool_max,
+        max_size=settings.max_db_connections,
         timeout_seconds=settings.db_command_timeout_seconds,
     ) as db:
         if settings.migrate_on_start:
@@ -137,7 +137,9 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             settings.max_message_chars,
         )
         limiter.slow.override = moderation.slow_mode_override
-        metrics.watch(Sources(registry, bus, db, gate, viewers, settings.db_pool_max, tokens.jwks))
+        metrics.watch(
+            Sources(registry, bus, db, gate, viewers, settings.max_db_connections, tokens.jwks)
+        )
         async with trio.open_nursery() as nursery:
             await nursery.start(registry.run)
             await nursery.start(bus.run, registry)

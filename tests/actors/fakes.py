@@ -22,13 +22,17 @@ CREATED = "2026-12-02T00:00:00.000000Z"
 
 class FakeStore:
     """A video's stream in memory. ``down`` makes every call raise StoreUnavailable;
-    ``hold`` (an Event) makes inserts wait for it, as a slow commit would."""
+    ``hold`` (an Event) makes inserts wait for it, as a slow commit would, and
+    ``read_hold`` stream reads; ``read_error`` is raised by the next stream read (an
+    exception the actor does not expect: it crashes)."""
 
     def __init__(self) -> None:
         self.streams: dict[str, list[Entry]] = defaultdict(list)
         self.deleted: set[tuple[str, int]] = set()
         self.down = False
         self.hold: trio.Event | None = None
+        self.read_hold: trio.Event | None = None
+        self.read_error: Exception | None = None
         self.inserts = 0  # transactions
         self.reads: list[tuple[str, int, int | None]] = []  # read_stream calls
 
@@ -85,6 +89,11 @@ class FakeStore:
     ) -> list[Entry]:
         self._check()
         self.reads.append((video_id, after, until))
+        if self.read_hold is not None:
+            await self.read_hold.wait()
+        if self.read_error is not None:
+            error, self.read_error = self.read_error, None
+            raise error
         await trio.lowlevel.checkpoint()
         stream = self.streams[video_id]
         end = len(stream) if until is None else min(until, len(stream))

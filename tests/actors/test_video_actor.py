@@ -206,13 +206,13 @@ async def test_an_actor_with_a_viewer_does_not_retire(autojump_clock):
         assert n.registry.actor("v") is None
 
 
-@pytest.mark.parametrize(("batch_max", "transactions"), [(500, 2), (1, 4)])
+@pytest.mark.parametrize(("max_batch", "transactions"), [(500, 2), (1, 4)])
 async def test_batches_queued_behind_a_transaction_share_the_next_one(
-    autojump_clock, batch_max, transactions
+    autojump_clock, max_batch, transactions
 ):
     """Merged: what queues while a transaction is in flight goes into one more
-    transaction, whatever the video. Unmerged (batch_max 1, the baseline): one each."""
-    async with node(batch_max=batch_max) as n:
+    transaction, whatever the video. Unmerged (max_batch 1, the baseline): one each."""
+    async with node(max_batch=max_batch) as n:
         for v in ("a", "b", "c", "d"):  # actors up, so only the posts are timed
             await n.registry.subscribe(v, None, 0)
         n.store.inserts = 0
@@ -246,3 +246,43 @@ async def test_registry_viewers_are_its_actors_subscriptions(autojump_clock):
         n.registry.unsubscribe_nowait("a", subs[0].sub)
         await trio.testing.wait_all_tasks_blocked()
         assert n.registry.statistics().viewers == 2
+
+
+async def test_a_subscribe_given_up_while_the_actor_is_busy_subscribes_nobody(autojump_clock):
+    async with node(resync_interval_seconds=3600) as n:
+        await n.registry.subscribe("v", None, 0)  # one real viewer
+        n.store.read_hold = trio.Event()
+        rows = n.store.append_elsewhere("v", ["a", "b"])
+        n.registry.notify_nowait(wake(rows[1:]))  # a gap: the actor waits in a read
+        async with trio.open_nursery() as nursery:
+            for _ in range(5):
+                nursery.start_soon(n.registry.subscribe, "v", None, 0)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()  # every one of them gives up while waiting
+        n.store.read_hold.set()
+        await trio.testing.wait_all_tasks_blocked()
+        assert n.registry.actor("v").statistics().subscribers == 1
+        assert n.registry.statistics().viewers == 1
+
+
+async def test_a_post_whose_actor_crashes_mid_write_still_gets_its_comment(autojump_clock):
+    """The write outlives the actor: a comment it stores is acknowledged, not failed
+    (a client retrying a 503 would store it twice)."""
+    async with node(resync_interval_seconds=3600) as n:
+        await post(n.registry, "v", "warm-up")
+        n.store.hold = trio.Event()
+        result = {}
+
+        async def mid_crash() -> None:
+            result["comment"] = await post(n.registry, "v", "mid-crash")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(mid_crash)
+            await trio.testing.wait_all_tasks_blocked()  # the insert is in flight
+            n.store.read_error = RuntimeError("injected actor crash")
+            n.registry.resync_all()  # the actor reads the store, and crashes
+            await trio.testing.wait_all_tasks_blocked()
+            assert n.registry.statistics().restarts == 1
+            n.store.hold.set()
+        assert result["comment"].seq == 2
+        assert [c.message for c in n.store.streams["v"]] == ["warm-up", "mid-crash"]

@@ -1,5 +1,6 @@
-"""GET /comments/{video_id}/ws: live comments, posting and resume over one WebSocket,
-with trio-websocket as the client against the real server."""
+"""GET /comments/{video_id}/ws: what only the WebSocket does (posting over the socket, the
+handshake, bad frames), with trio-websocket against the real server. What it shares
+with SSE is held to one contract in tests/live/test_transport_contract.py."""
 
 from __future__ import annotations
 
@@ -56,17 +57,6 @@ async def wait_viewers(server, n: int) -> None:
             await trio.sleep(0.01)  # a statistics() snapshot has no event to wait on
 
 
-async def test_ws_viewer_receives_live_comments_in_seq_order(server, client):
-    async with open_websocket_url(ws_url(server, "live")) as ws:
-        await post_http(client, "live", [f"m{i}" for i in range(1, 31)])
-        got = await comments(ws, 30)
-    assert [c["seq"] for c in got] == list(range(1, 31))
-    assert [c["message"] for c in got] == [f"m{i}" for i in range(1, 31)]
-    assert all(c["user_id"].startswith("bob") for c in got)
-    stored = (await client.get("/comments/live?since=0&pagesize=100")).json()["comments"]
-    assert got == stored
-
-
 async def test_post_over_ws_is_acknowledged_stored_and_seen_by_every_viewer(server, client):
     headers = [("Authorization", f"Bearer {token('carol')}")]
     async with (
@@ -94,24 +84,6 @@ async def test_post_over_ws_is_acknowledged_stored_and_seen_by_every_viewer(serv
         assert answer["comment"]["seq"] == 2
     stored = (await client.get("/comments/chat?since=0")).json()["comments"]
     assert [(c["seq"], c["user_id"]) for c in stored] == [(1, "alice"), (2, "carol")]
-
-
-async def test_resume_with_last_event_id_continues_exactly_after_it(server, client):
-    await post_http(client, "resume", [f"m{i}" for i in range(1, 11)])
-    async with open_websocket_url(ws_url(server, "resume", last_event_id=4)) as ws:
-        got = await comments(ws, 6)
-        assert [c["seq"] for c in got] == list(range(5, 11))
-        await post_http(client, "resume", ["m11"])
-        assert [c["seq"] for c in await comments(ws, 1)] == [11]
-    async with open_websocket_url(ws_url(server, "resume", last_event_id=11)) as ws:
-        await post_http(client, "resume", ["m12"])
-        assert [c["message"] for c in await comments(ws, 1)] == ["m12"]  # nothing before
-
-
-async def test_backlog_sends_recent_comments_first(server, client):
-    await post_http(client, "bl", [f"m{i}" for i in range(1, 6)])
-    async with open_websocket_url(ws_url(server, "bl", backlog=2)) as ws:
-        assert [c["seq"] for c in await comments(ws, 2)] == [4, 5]
 
 
 @pytest.mark.parametrize(

@@ -47,15 +47,6 @@ async def test_stream_headers_retry_hint_and_live_comments_in_order(server, clie
     assert server.service.registry.actor("v").statistics().direct_writes >= 1
 
 
-async def test_backlog_sends_recent_comments_first_then_live(client):
-    posted = await post_many(client, "v", 8)
-    with trio.fail_after(20):
-        async with open_stream(client, "v", {"backlog": 3}) as (_, reader):
-            assert await reader.comments(3) == posted[-3:]
-            live = await post_many(client, "v", 2, prefix="live")
-            assert await reader.comments(2) == live
-
-
 async def test_new_viewer_without_backlog_gets_only_new_comments(client):
     await post_many(client, "v", 4)
     with trio.fail_after(20):

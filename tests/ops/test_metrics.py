@@ -36,7 +36,7 @@ async def test_metrics_move_with_posts_viewers_and_deliveries(server, client):
     assert before["livehub_live_videos"] == 0
     assert before["livehub_viewers"] == 0
     assert before["livehub_posts_total"] == 0
-    assert before["livehub_db_pool_max"] == server.service.settings.db_pool_max
+    assert before["livehub_db_pool_max"] == server.service.settings.max_db_connections
     with trio.fail_after(20):
         async with (
             client.stream("GET", "/comments/m/stream") as s1,

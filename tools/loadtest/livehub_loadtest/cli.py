@@ -31,7 +31,7 @@ DEADLINE_SLACK_S = 30  # on top of every phase's own bound
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="livehub loadtest", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="livehub-loadtest", description=__doc__.split("\n")[0])
     a = p.add_argument
     a("--url", required=True, help="base URL, e.g. http://127.0.0.1:8000")
     a(
