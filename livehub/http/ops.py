@@ -6,6 +6,7 @@ import json
 
 from quart import Blueprint, Response, current_app
 
+from livehub.http.errors import error_response
 from livehub.node.metrics import CONTENT_TYPE
 
 bp = Blueprint("ops", __name__)
@@ -21,16 +22,13 @@ async def readyz() -> Response:
     """200 while at least one shard answers (``"status": "degraded"`` when some do
     not): a shard that is down takes down only its own videos, on every node alike,
     so taking nodes out of the balancer would only take the other shards' videos
-    down with it. 503 when no shard answers. ``shards`` says which ones answer."""
+    down with it. 503 (the error shape) when no shard answers. ``shards`` says which
+    ones answer."""
     svc = current_app.service
     answered = await svc.shards_answering()
     shards = [{"shard": i, "ok": ok} for i, ok in enumerate(answered)]
     if not any(answered):
-        body = {
-            "error": {"code": "store_unavailable", "message": "the database is not answering"},
-            "shards": shards,
-        }
-        return Response(json.dumps(body), status=503, content_type="application/json")
+        return error_response(503, "store_unavailable", "the database is not answering")
     status = "ready" if all(answered) else "degraded"
     return Response(
         json.dumps({"status": status, "shards": shards}), content_type="application/json"
