@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -11,45 +12,61 @@ from dataclasses import dataclass
 import trio
 
 from livehub.actors.registry import Registry
+from livehub.actors.shardmerger import ShardedMerger
 from livehub.config import Settings, SettingsError
 from livehub.core import clientaddr
-from livehub.core.errors import StoreUnavailable
 from livehub.core.model import Comment
 from livehub.core.ratelimit import PostLimiter, SlowMode, TokenBucket, parse_per_video
-from livehub.db.bridge import Database, open_database
-from livehub.db.bus import PgBus
-from livehub.db.migrate import migrate
-from livehub.db.modstore import PgModerationStore
-from livehub.db.store import PgCommentStore
-from livehub.db.viewers import ViewerCounts
+from livehub.db.routing import (
+    Router,
+    ShardedBus,
+    ShardedCommentStore,
+    ShardedModerationStore,
+    ShardedPools,
+    ShardedViewerCounts,
+)
+from livehub.db.shards import (
+    MIGRATE_RETRY_SECONDS,
+    Shard,
+    migrate_shards,
+    open_shards,
+    ping_shards,
+)
 from livehub.identity.auth import TokenVerifier
 from livehub.node.gate import Gate
 from livehub.node.metrics import Metrics, Sources
 from livehub.node.modcache import ModerationCache
+from livehub.node.modrouting import ShardedModerationCache
 
 log = logging.getLogger("livehub.node.service")
-
-MIGRATE_RETRY_SECONDS = 30.0  # a node starting beside a restarting Postgres waits this long
 
 
 @dataclass
 class Service:
+    """A node's services. Postgres-backed ones route each video to its shard
+    (livehub/db/routing.py); ``shards`` holds each shard's own pool, store and bus."""
+
     settings: Settings
-    db: Database
-    store: PgCommentStore
-    bus: PgBus
+    db: ShardedPools
+    store: ShardedCommentStore
+    bus: ShardedBus
     registry: Registry
     metrics: Metrics
     gate: Gate
     limiter: PostLimiter
-    viewers: ViewerCounts
+    viewers: ShardedViewerCounts
     tokens: TokenVerifier
-    moderation: ModerationCache
-    modstore: PgModerationStore
+    moderation: ShardedModerationCache
+    modstore: ShardedModerationStore
+    shards: list[Shard]
 
     @property
     def node_id(self) -> str:
         return self.bus.node_id
+
+    async def shards_answering(self) -> list[bool]:
+        """Which shards answer within ``ready_timeout_seconds`` (asked at once)."""
+        return await ping_shards(self.shards, self.settings.ready_timeout_seconds)
 
 
 def post_limiter(settings: Settings) -> PostLimiter:
@@ -69,7 +86,7 @@ def post_limiter(settings: Settings) -> PostLimiter:
 class _ObservedBus:
     """The bus as the registry sees it, observing each committed batch's size."""
 
-    def __init__(self, bus: PgBus, metrics: Metrics) -> None:
+    def __init__(self, bus: ShardedBus, metrics: Metrics) -> None:
         self._bus = bus
         self._metrics = metrics
 
@@ -95,29 +112,28 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
         clientaddr.parse_networks(settings.trusted_proxies)
     except ValueError as exc:
         raise SettingsError(f"LIVEHUB_TRUSTED_PROXIES: {exc}") from None
-    if not settings.database_url:
+    dsns = settings.database_dsns()
+    if not dsns:
         raise RuntimeError(
             "LIVEHUB_DATABASE_URL is not set (`livehub serve` starts an embedded database)"
         )
     tokens = TokenVerifier.from_settings(settings)  # a bad key setting fails before connecting
-    async with open_database(
-        settings.database_url,
-        max_size=settings.max_db_connections,
-        timeout_seconds=settings.db_command_timeout_seconds,
-    ) as db:
+    node_id = secrets.token_hex(6)
+    async with open_shards(dsns, settings, node_id) as shards:
         if settings.migrate_on_start:
-            await _migrate_with_retry(db)
-        store = PgCommentStore(db)
+            await migrate_shards(shards, MIGRATE_RETRY_SECONDS)
+        route = Router(len(shards))
+        store = ShardedCommentStore([s.store for s in shards], route)
         metrics = Metrics()
         limiter = post_limiter(settings)
         gate = Gate(
             settings.max_streams, settings.overload_retry_seconds, settings.max_streams_per_client
         )
-        bus = PgBus(db, settings.database_url, settings)
-        viewers = ViewerCounts(
-            db,
+        bus = ShardedBus([s.bus for s in shards], route)
+        viewers = ShardedViewerCounts(
+            shards,
             gate,
-            bus.node_id,
+            node_id,
             settings.viewer_count_seconds,
             settings.viewer_count_ttl_seconds,
         )
@@ -128,18 +144,25 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             streams=gate.streams_open,
             viewer_total=viewers.total,
             on_delivered=metrics.delivered,
+            merger=ShardedMerger([s.store for s in shards], route, settings),
         )
-        modstore = PgModerationStore(db)
-        moderation = ModerationCache(
-            modstore,
-            settings.moderation_refresh_seconds,
-            limiter.slow.configured,
-            settings.max_message_chars,
+        modstore = ShardedModerationStore([s.modstore for s in shards], route)
+        moderation = ShardedModerationCache(
+            [
+                ModerationCache(
+                    s.modstore,
+                    settings.moderation_refresh_seconds,
+                    limiter.slow.configured,
+                    settings.max_message_chars,
+                )
+                for s in shards
+            ],
+            route,
         )
         limiter.slow.override = moderation.slow_mode_override
-        metrics.watch(
-            Sources(registry, bus, db, gate, viewers, settings.max_db_connections, tokens.jwks)
-        )
+        pool_max = settings.max_db_connections * len(shards)
+        db = ShardedPools(shards)
+        metrics.watch(Sources(registry, bus, db, gate, viewers, pool_max, tokens.jwks))
         async with trio.open_nursery() as nursery:
             await nursery.start(registry.run)
             await nursery.start(bus.run, registry)
@@ -161,20 +184,6 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
                 tokens,
                 moderation,
                 modstore,
+                shards,
             )
             nursery.cancel_scope.cancel()
-
-
-async def _migrate_with_retry(db: Database) -> None:
-    with trio.move_on_after(MIGRATE_RETRY_SECONDS):
-        while True:
-            try:
-                applied = await migrate(db)
-            except StoreUnavailable as exc:
-                log.warning("migrate: %s; retrying", exc.message)
-                await trio.sleep(0.5)
-                continue
-            if applied:
-                log.info("migrate: applied %s", ", ".join(applied))
-            return
-    raise StoreUnavailable("could not reach the database to apply migrations")
