@@ -44,7 +44,7 @@ def database_env(settings: Settings, need_secret: bool = True) -> Iterator[Setti
     hands them to its worker processes as they are. ``need_secret=False``
     (``migrate``): a configured database needs no token secret."""
     cluster = None
-    if not settings.database_url:
+    if not settings.database_dsns():
         cluster = Cluster(Path(settings.data_dir) / "pgdata", durable=True)
         fresh = not cluster.initialized()
         verb = "creating" if fresh else "starting"
@@ -95,16 +95,18 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     import trio
 
-    from livehub.db.bridge import open_database
-    from livehub.db.migrate import migrate
+    from livehub.db.shards import migrate_shards, open_shards
 
-    async def main(dsn: str) -> list[str]:
-        async with open_database(dsn, max_size=1) as db:
-            return await migrate(db)
+    async def main(s: Settings) -> list[list[str]]:
+        one = s.replace(max_db_connections=1)
+        async with open_shards(s.database_dsns(), one, "migrate") as shards:
+            return await migrate_shards(shards)
 
     with database_env(settings, need_secret=False) as s:
-        applied = trio.run(main, s.database_url)
-    print("applied: " + ", ".join(applied) if applied else "nothing to apply")
+        applied = trio.run(main, s)
+    for index, names in enumerate(applied):
+        prefix = f"shard {index}: " if len(applied) > 1 else ""
+        print(prefix + ("applied: " + ", ".join(names) if names else "nothing to apply"))
     return 0
 
 

@@ -32,6 +32,10 @@ class SettingsError(ValueError):
 class Settings:
     # Where comments live. Empty: `livehub serve` starts the embedded cluster.
     database_url: str = ""
+    # Several Postgres instances (shards), DSNs separated by spaces, in shard order;
+    # when set it replaces database_url. A video lives on one shard
+    # (livehub/core/shards.py); never reorder or remove entries.
+    database_urls: str = ""
     # HS256 secret for bearer tokens. Empty: generated beside the embedded cluster,
     # unless an identity provider's keys (public key or JWKS) are configured.
     jwt_secret: str = ""
@@ -97,7 +101,11 @@ class Settings:
     # Group commit: posts per transaction at most; 1 disables batching (baseline).
     max_batch: int = 500
     # Bus.
-    notify_channels: int = 64
+    # NOTIFY channels (a video's is crc32 mod this, livehub/core/wakeup.py). A node
+    # LISTENs to the channels of the videos it has actors for and hears every NOTIFY on
+    # them, so many more channels than videos a node holds keep it from hearing (and
+    # decoding) the other nodes' videos (docs/BENCHMARKS.md, n).
+    notify_channels: int = 4096
     notify_batch_seconds: float = 0.002
     notify_inline_max_bytes: int = 7500
     resync_interval_seconds: float = 2.0
@@ -200,8 +208,34 @@ class Settings:
         """Tokens are checked by an identity provider's keys (no shared secret needed)."""
         return bool(self.jwt_public_key or self.jwt_jwks_url)
 
+    def database_dsns(self) -> list[str]:
+        """One DSN per shard, in shard order (empty: no database configured).
+
+        Raises:
+            SettingsError: LIVEHUB_DATABASE_URLS lists a database twice.
+        """
+        if not self.database_urls.strip():
+            return [self.database_url] if self.database_url else []
+        try:
+            return split_dsns(self.database_urls)
+        except ValueError as exc:
+            raise SettingsError(f"LIVEHUB_DATABASE_URLS: {exc}") from None
+
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+def split_dsns(urls: str) -> list[str]:
+    """``LIVEHUB_DATABASE_URLS``: DSNs separated by whitespace, in shard order (a DSN
+    may itself list several hosts with commas: a primary and its standbys).
+
+    Raises:
+        ValueError: the same DSN is listed twice (two shards cannot share one database).
+    """
+    dsns = urls.split()
+    if len(set(dsns)) != len(dsns):
+        raise ValueError("a database is listed twice")
+    return dsns
 
 
 def _parse(name: str, type_name: object, raw: str) -> object:

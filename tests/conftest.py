@@ -32,6 +32,27 @@ def dsn(pg_cluster) -> str:
     return create_database(pg_cluster)
 
 
+@pytest.fixture(scope="session")
+def pg_cluster2():
+    """A second cluster, for a second shard (``LIVEHUB_DATABASE_URLS``)."""
+    cluster = new_cluster()
+    yield cluster
+    remove_cluster(cluster)
+
+
+@pytest.fixture
+def dsn2(pg_cluster2) -> str:
+    return create_database(pg_cluster2)
+
+
+@pytest.fixture
+def own_cluster():
+    """A cluster of this test's own, which it may stop and start (a shard going down)."""
+    cluster = new_cluster()
+    yield cluster
+    remove_cluster(cluster)
+
+
 @pytest.fixture
 def settings(dsn, tmp_path) -> Settings:
     return Settings(

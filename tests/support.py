@@ -30,7 +30,7 @@ atexit.register(shutil.rmtree, LOG_DIR, True)
 SECRET = "test-secret-not-for-production-0123456789"
 
 
-def new_cluster(durable: bool = False) -> Cluster:
+def new_cluster(durable: bool = False, options: tuple[str, ...] = ()) -> Cluster:
     """A throwaway cluster in a world-traversable temp dir (postgres runs it as root).
 
     Resource handling: ``remove_cluster`` stops it and deletes its directory. If this
@@ -40,7 +40,7 @@ def new_cluster(durable: bool = False) -> Cluster:
     """
     base = Path(tempfile.mkdtemp(prefix="livehub-pg-"))
     os.chmod(base, 0o755)
-    cluster = Cluster(base / "pgdata", durable=durable)
+    cluster = Cluster(base / "pgdata", durable=durable, options=options)
     cluster.start()
     _reap_when_gone(os.getpid(), cluster)
     return cluster

@@ -24,6 +24,7 @@ from livehub.actors.messages import (
     Unsubscribe,
 )
 from livehub.actors.ports import Bus, CommentStore
+from livehub.actors.shardmerger import ShardedMerger
 from livehub.actors.subscriber import Subscription
 from livehub.actors.video import VideoActor
 from livehub.config import Settings
@@ -84,6 +85,7 @@ class Registry:
         streams: Callable[[], int] = lambda: 0,
         viewer_total: Callable[[str], int] | None = None,
         on_delivered: Callable[[str, list[Comment], int], None] | None = None,
+        merger: ShardedMerger | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
@@ -97,8 +99,11 @@ class Registry:
         self._writes = 0  # frames x viewers since the last rate sample
         self._write_rate = 0.0
         # max_batch 1 is the unbatched baseline: no merging across videos either.
+        # ``merger``: the node's own (one per shard: actors/shardmerger.py).
         merge = settings.max_batch > 1
-        self._merger = InsertMerger(store, merge, 4 if merge else settings.max_db_connections)
+        self._merger = merger or InsertMerger(
+            store, merge, 4 if merge else settings.max_db_connections
+        )
 
     # -- lifecycle --
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> NoReturn:

@@ -52,6 +52,8 @@ class BusStatistics:
     notifies_sent: int
     wakeups_received: int
     notify_failures: int
+    notifications_received: int = 0  # every NOTIFY the LISTEN connection got (own too)
+    payloads_decoded: int = 0  # those from other nodes, decoded (wake-ups_received in them)
 
 
 class WakeUpReceiver(Protocol):
@@ -63,11 +65,13 @@ class WakeUpReceiver(Protocol):
 
 
 class PgBus:
-    def __init__(self, db: Database, dsn: str, settings: Settings) -> None:
+    def __init__(
+        self, db: Database, dsn: str, settings: Settings, node_id: str | None = None
+    ) -> None:
         self._db = db
         self._dsn = dsn
         self._settings = settings
-        self.node_id = secrets.token_hex(6)
+        self.node_id = node_id or secrets.token_hex(6)  # one id for all of a node's shards
         self._own_head = own_payload_head(self.node_id)
         self._receiver: WakeUpReceiver | None = None  # set by run()
         self._want: dict[str, int] = defaultdict(int)
@@ -81,6 +85,8 @@ class PgBus:
         self._notifies_sent = 0
         self._wakeups_received = 0
         self._notify_failures = 0
+        self._notifications_received = 0
+        self._payloads_decoded = 0
 
     def statistics(self) -> BusStatistics:
         return BusStatistics(
@@ -90,6 +96,8 @@ class PgBus:
             self._notifies_sent,
             self._wakeups_received,
             self._notify_failures,
+            self._notifications_received,
+            self._payloads_decoded,
         )
 
     async def run(
@@ -126,6 +134,7 @@ class PgBus:
             self._changed.set()
 
     def _on_notification(self, conn, pid, channel, payload) -> None:  # trio thread
+        self._notifications_received += 1
         if payload.startswith(self._own_head):
             return  # our own wake-up (every listener hears every NOTIFY): skip the decode
         try:
@@ -135,6 +144,7 @@ class PgBus:
             return
         if node == self.node_id:
             return
+        self._payloads_decoded += 1
         for w in wakeups:
             self._wakeups_received += 1
             self._receiver.notify_nowait(w)

@@ -92,6 +92,7 @@ class Cluster:
     durable: bool = True
     port: int = 0
     bindir: Path | None = None
+    options: tuple[str, ...] = ()  # extra server settings, "name=value" (after ours)
 
     def __post_init__(self) -> None:
         self.datadir = Path(self.datadir).resolve()
@@ -156,6 +157,7 @@ class Cluster:
         ]
         if not self.durable:
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        options += [f"-c {option}" for option in self.options]
         self._run(
             str(self.bindir / "pg_ctl"),
             "-D",
@@ -170,10 +172,41 @@ class Cluster:
             "start",
         )
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "fast") -> None:
+        """Stop it (``mode``: pg_ctl's ``fast``, or ``immediate`` for a crash)."""
         if not (self.datadir / "postmaster.pid").exists():
             return
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "fast", "-w", "stop")
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", mode, "-w", "stop")
+
+    def standby(self, datadir: Path) -> Cluster:
+        """A streaming standby of this (running) cluster in ``datadir``: a base backup
+        with ``-R`` (standby.signal, primary_conninfo); start it with ``start()``.
+        Tests of failover use it; replication from 127.0.0.1 is trusted by initdb."""
+        standby = Cluster(datadir, durable=self.durable, bindir=self.bindir, options=self.options)
+        datadir = standby.datadir
+        datadir.mkdir(parents=True)
+        os.chmod(datadir, 0o700)
+        self._chown(datadir)
+        self._run(
+            str(self.bindir / "pg_basebackup"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-D",
+            str(datadir),
+            "-R",
+            "-X",
+            "stream",
+            "--checkpoint=fast",
+        )
+        return standby
+
+    def promote(self) -> None:
+        """Make this standby a primary (``pg_ctl promote``, waiting until it is)."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-w", "promote")
 
     def remove(self) -> None:
         self.stop()

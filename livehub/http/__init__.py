@@ -10,7 +10,7 @@ from quart import Response, g, request, websocket
 from quart_trio import QuartTrio
 
 from livehub.config import Settings, SettingsError
-from livehub.http import comments, cors, devtoken, errors, moderation, ops, viewer, ws
+from livehub.http import comments, contract, cors, devtoken, errors, moderation, ops, viewer, ws
 from livehub.http.front import front
 from livehub.http.hypercorn_internals import capture_raw_send, install
 from livehub.node import logs
@@ -34,7 +34,9 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
         cors.parse_origins(settings.cors_origins)
     except ValueError as exc:
         raise SettingsError(f"LIVEHUB_CORS_ORIGINS: {exc}") from None
-    app = QuartTrio(__name__)
+    contract.load()  # a broken docs/openapi.yaml stops the start, not a request
+    # No framework /static route: our assets are the viewer blueprint's /assets.
+    app = QuartTrio(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = None  # we enforce max_body_bytes ourselves (413 JSON)
     app.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = 5  # non-None: after_serving may await
     app.config["RESPONSE_TIMEOUT"] = 30
@@ -50,6 +52,7 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     app.register_blueprint(devtoken.bp)
     app.register_blueprint(ws.bp)
     app.register_blueprint(moderation.bp)
+    app.register_blueprint(contract.bp)
 
     @app.before_serving
     async def start_service() -> None:

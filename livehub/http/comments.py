@@ -44,7 +44,16 @@ def check_limits(svc, user_id: str, video_id: str) -> None:
 async def hot_route_before_start(video_id: str) -> Response:
     """Posting and the SSE stream are raw ASGI handlers (``front.py``) once the service
     runs; registered here too so that Quart's routing knows them (a wrong method gets
-    405 with the right ``Allow``) and a request before startup gets a clear 503."""
+    405 with the right ``Allow``) and a request before startup gets a clear 503.
+    Once the node runs, only a HEAD of the stream gets here (front.py takes the rest):
+    it gets the head a GET would, without opening a stream."""
+    if current_app.service is not None and request.method == "HEAD":
+        validate.video_id(video_id)
+        return Response(
+            b"",
+            content_type="text/event-stream; charset=utf-8",
+            headers={"Cache-Control": "no-cache"},
+        )
     return error_response(
         503, "starting", "this node is starting; retry", headers={"Retry-After": "1"}
     )

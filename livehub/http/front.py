@@ -13,6 +13,10 @@ from __future__ import annotations
 from livehub.http import post, stream
 
 PREFIX = "/comments/"
+# The routes served here, not by Quart (in OpenAPI form; docs/openapi.yaml documents
+# them and tests/api checks that it does). Quart registers them too, for 405s and
+# the 503 before startup.
+ROUTES = (("POST", "/comments/{video_id}"), ("GET", "/comments/{video_id}/stream"))
 
 
 def front(app):

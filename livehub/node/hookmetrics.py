@@ -66,3 +66,9 @@ class HookMetrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+        self._backlogs: dict[int, int] = {}
+
+    def set_backlog(self, shard: int, events: int) -> None:
+        """One shard's backlog as its sender last counted it; the gauge is the sum."""
+        self._backlogs[shard] = events
+        self.webhook_backlog.set(sum(self._backlogs.values()))

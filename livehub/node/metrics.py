@@ -205,6 +205,16 @@ def _readings(sources: Sources) -> tuple[list, list]:
         ("livehub_bus_reconnects", "LISTEN reconnections", bs.reconnects),
         ("livehub_bus_notifies_sent", "Wake-up payloads sent", bs.notifies_sent),
         ("livehub_bus_wakeups_received", "Wake-ups received", bs.wakeups_received),
+        (
+            "livehub_bus_notifications_received",
+            "NOTIFYs the LISTEN connections got (this node's own included)",
+            bs.notifications_received,
+        ),
+        (
+            "livehub_bus_payloads_decoded",
+            "Wake-up payloads from other nodes decoded",
+            bs.payloads_decoded,
+        ),
         ("livehub_db_pool_size", "Pool connections open", size),
         ("livehub_db_pool_idle", "Pool connections idle", idle),
         ("livehub_db_pool_in_use", "Pool connections running a query", size - idle),

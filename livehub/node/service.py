@@ -4,61 +4,78 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 
 from livehub.actors.registry import Registry
+from livehub.actors.shardmerger import ShardedMerger
 from livehub.config import Settings, SettingsError
 from livehub.core import clientaddr
-from livehub.core.errors import StoreUnavailable
 from livehub.core.model import Comment
 from livehub.core.ratelimit import PostLimiter, SlowMode, TokenBucket, parse_per_video
-from livehub.db.bridge import Database, open_database
-from livehub.db.bus import PgBus
-from livehub.db.migrate import migrate
-from livehub.db.modstore import PgModerationStore
-from livehub.db.store import PgCommentStore
-from livehub.db.viewers import ViewerCounts
+from livehub.db.routing import (
+    Router,
+    ShardedBus,
+    ShardedCommentStore,
+    ShardedModerationStore,
+    ShardedPools,
+    ShardedViewerCounts,
+)
+from livehub.db.shards import (
+    MIGRATE_RETRY_SECONDS,
+    Shard,
+    migrate_shards,
+    open_shards,
+    ping_shards,
+)
 from livehub.db.webhooks import PgWebhookStore
 from livehub.identity.auth import TokenVerifier
 from livehub.node.gate import Gate
 from livehub.node.hookmetrics import HookMetrics
 from livehub.node.metrics import Metrics, Sources
 from livehub.node.modcache import ModerationCache
+from livehub.node.modrouting import ShardedModerationCache
 from livehub.node.proxy import PublishProxy
 from livehub.node.proxy import check_settings as check_integration_settings
 from livehub.node.webhooks import WebhookSender
 
 log = logging.getLogger("livehub.node.service")
 
-MIGRATE_RETRY_SECONDS = 30.0  # a node starting beside a restarting Postgres waits this long
-
 
 @dataclass
 class Service:
+    """A node's services. Postgres-backed ones route each video to its shard
+    (livehub/db/routing.py); ``shards`` holds each shard's own pool, store and bus."""
+
     settings: Settings
-    db: Database
-    store: PgCommentStore
-    bus: PgBus
+    db: ShardedPools
+    store: ShardedCommentStore
+    bus: ShardedBus
     registry: Registry
     metrics: Metrics
     gate: Gate
     limiter: PostLimiter
-    viewers: ViewerCounts
+    viewers: ShardedViewerCounts
     tokens: TokenVerifier
-    moderation: ModerationCache
-    modstore: PgModerationStore
+    moderation: ShardedModerationCache
+    modstore: ShardedModerationStore
+    shards: list[Shard]
     # The publish proxy (None: LIVEHUB_PUBLISH_PROXY_URL unset; posts skip it).
     proxy: PublishProxy | None = None
-    # The webhook delivery task (None: LIVEHUB_WEBHOOK_URL unset).
-    webhooks: WebhookSender | None = None
+    # The webhook delivery tasks, one per shard (empty: LIVEHUB_WEBHOOK_URL unset).
+    webhooks: list[WebhookSender] = field(default_factory=list)
 
     @property
     def node_id(self) -> str:
         return self.bus.node_id
+
+    async def shards_answering(self) -> list[bool]:
+        """Which shards answer within ``ready_timeout_seconds`` (asked at once)."""
+        return await ping_shards(self.shards, self.settings.ready_timeout_seconds)
 
 
 def post_limiter(settings: Settings) -> PostLimiter:
@@ -77,12 +94,13 @@ def post_limiter(settings: Settings) -> PostLimiter:
 
 class _ObservedBus:
     """The bus as the registry sees it, observing each committed batch's size (and
-    telling the webhook sender which videos have new comments)."""
+    telling the webhook sender of the video's shard that it has new comments)."""
 
-    def __init__(self, bus: PgBus, metrics: Metrics) -> None:
+    def __init__(self, bus: ShardedBus, metrics: Metrics, route: Router) -> None:
         self._bus = bus
         self._metrics = metrics
-        self.webhooks: WebhookSender | None = None
+        self._route = route
+        self.webhooks: list[WebhookSender] = []
 
     async def listen(self, video_id: str) -> None:
         await self._bus.listen(video_id)
@@ -93,8 +111,8 @@ class _ObservedBus:
     def committed(self, video_id: str, comments: list[Comment]) -> None:
         self._metrics.committed(comments)
         self._bus.committed(video_id, comments)
-        if self.webhooks is not None:
-            self.webhooks.hint(video_id)
+        if self.webhooks:
+            self.webhooks[self._route(video_id)].hint(video_id)
 
 
 @contextlib.asynccontextmanager
@@ -108,31 +126,30 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
         clientaddr.parse_networks(settings.trusted_proxies)
     except ValueError as exc:
         raise SettingsError(f"LIVEHUB_TRUSTED_PROXIES: {exc}") from None
-    if not settings.database_url:
+    dsns = settings.database_dsns()
+    if not dsns:
         raise RuntimeError(
             "LIVEHUB_DATABASE_URL is not set (`livehub serve` starts an embedded database)"
         )
     tokens = TokenVerifier.from_settings(settings)  # a bad key setting fails before connecting
     check_integration_settings(settings)  # publish proxy, webhooks
-    async with open_database(
-        settings.database_url,
-        max_size=settings.max_db_connections,
-        timeout_seconds=settings.db_command_timeout_seconds,
-    ) as db:
+    node_id = secrets.token_hex(6)
+    async with open_shards(dsns, settings, node_id) as shards:
         if settings.migrate_on_start:
-            await _migrate_with_retry(db)
-        store = PgCommentStore(db)
+            await migrate_shards(shards, MIGRATE_RETRY_SECONDS)
+        route = Router(len(shards))
+        store = ShardedCommentStore([s.store for s in shards], route)
         metrics = Metrics()
         limiter = post_limiter(settings)
         gate = Gate(
             settings.max_streams, settings.overload_retry_seconds, settings.max_streams_per_client
         )
-        bus = PgBus(db, settings.database_url, settings)
-        observed = _ObservedBus(bus, metrics)
-        viewers = ViewerCounts(
-            db,
+        bus = ShardedBus([s.bus for s in shards], route)
+        observed = _ObservedBus(bus, metrics, route)
+        viewers = ShardedViewerCounts(
+            shards,
             gate,
-            bus.node_id,
+            node_id,
             settings.viewer_count_seconds,
             settings.viewer_count_ttl_seconds,
         )
@@ -143,26 +160,37 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             streams=gate.streams_open,
             viewer_total=viewers.total,
             on_delivered=metrics.delivered,
+            merger=ShardedMerger([s.store for s in shards], route, settings),
         )
-        modstore = PgModerationStore(db, webhooks=bool(settings.webhook_url))
-        moderation = ModerationCache(
-            modstore,
-            settings.moderation_refresh_seconds,
-            limiter.slow.configured,
-            settings.max_message_chars,
+        modstore = ShardedModerationStore([s.modstore for s in shards], route)
+        moderation = ShardedModerationCache(
+            [
+                ModerationCache(
+                    s.modstore,
+                    settings.moderation_refresh_seconds,
+                    limiter.slow.configured,
+                    settings.max_message_chars,
+                )
+                for s in shards
+            ],
+            route,
         )
         limiter.slow.override = moderation.slow_mode_override
         hook_metrics = HookMetrics(metrics.registry)
         proxy = None
         if settings.publish_proxy_url:
             proxy = PublishProxy(settings, hook_metrics, moderation.max_message_chars)
-        webhooks = None
+        webhooks = []
         if settings.webhook_url:
-            webhooks = WebhookSender(PgWebhookStore(db), settings, hook_metrics)
+            for shard in shards:
+                shard.modstore.webhooks = True  # actions write their event to the outbox
+                webhooks.append(
+                    WebhookSender(PgWebhookStore(shard.db), settings, hook_metrics, shard.index)
+                )
             observed.webhooks = webhooks
-        metrics.watch(
-            Sources(registry, bus, db, gate, viewers, settings.max_db_connections, tokens.jwks)
-        )
+        pool_max = settings.max_db_connections * len(shards)
+        db = ShardedPools(shards)
+        metrics.watch(Sources(registry, bus, db, gate, viewers, pool_max, tokens.jwks))
         async with trio.open_nursery() as nursery:
             await nursery.start(registry.run)
             await nursery.start(bus.run, registry)
@@ -171,8 +199,8 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             await nursery.start(moderation.run)
             if proxy is not None:
                 await nursery.start(proxy.run)
-            if webhooks is not None:
-                await nursery.start(webhooks.run)
+            for sender in webhooks:
+                await nursery.start(sender.run)
             if metrics.multiprocess:
                 nursery.start_soon(metrics.publish_forever)
             yield Service(
@@ -188,22 +216,8 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
                 tokens,
                 moderation,
                 modstore,
+                shards,
                 proxy,
                 webhooks,
             )
             nursery.cancel_scope.cancel()
-
-
-async def _migrate_with_retry(db: Database) -> None:
-    with trio.move_on_after(MIGRATE_RETRY_SECONDS):
-        while True:
-            try:
-                applied = await migrate(db)
-            except StoreUnavailable as exc:
-                log.warning("migrate: %s; retrying", exc.message)
-                await trio.sleep(0.5)
-                continue
-            if applied:
-                log.info("migrate: applied %s", ", ".join(applied))
-            return
-    raise StoreUnavailable("could not reach the database to apply migrations")

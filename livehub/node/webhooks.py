@@ -45,6 +45,7 @@ class WebhookSender:
         store: PgWebhookStore,
         settings: Settings,
         metrics: HookMetrics,
+        shard: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """Raises SettingsError for bad settings (see ``proxy.check_settings``)."""
@@ -62,6 +63,7 @@ class WebhookSender:
         # its rows to another; a dead node's rows come free after this.
         self._lease = 2 * self._timeout + 1.0
         self._metrics = metrics
+        self._shard = shard  # the shard whose outbox and cursors this sender delivers
         self._clock = clock
         self._hints: set[str] = set()
         self._woken = trio.Event()
@@ -85,7 +87,7 @@ class WebhookSender:
                     if trio.current_time() >= next_sweep:
                         videos, backlog = await self._store.sweep()
                         self._hints |= videos
-                        self._metrics.webhook_backlog.set(backlog)
+                        self._metrics.set_backlog(self._shard, backlog)
                         next_sweep = trio.current_time() + self._sweep_every
                     busy = await self._round(client)
                 except Exception:  # StoreUnavailable, a Postgres error: try again soon
