@@ -120,6 +120,37 @@ class Settings:
     roles_claim: str = "roles"
     moderation_refresh_seconds: float = 0.5
 
+    # Publish proxy (docs/OPERATIONS.md): before a post is stored, its video's posts
+    # waiting meanwhile are sent in one signed request to this URL, which accepts,
+    # rejects or changes each. Empty: off (the post path costs nothing more).
+    publish_proxy_url: str = ""
+    # HMAC-SHA256 key of the X-Livehub-Signature header (required with the URL).
+    publish_proxy_secret: str = ""
+    # The whole request, connection included, must be answered within this.
+    publish_proxy_timeout_seconds: float = 0.5
+    # When the proxy fails (timeout, error, bad answer): "open" stores the post as
+    # posted, "closed" answers 503 with Retry-After and stores nothing.
+    publish_proxy_failure: str = "open"
+    # Connections to the proxy per node (kept alive); posts per request at most.
+    publish_proxy_max_connections: int = 20
+    publish_proxy_max_batch: int = 100
+
+    # Webhooks (docs/OPERATIONS.md): events after the fact, delivered at least once
+    # from Postgres (migration 0005), signed like the proxy. Empty URL: off.
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    # One delivery request must be answered (2xx) within this, or it is retried.
+    webhook_timeout_seconds: float = 5.0
+    # Retry backoff: base, doubling per failed attempt, capped.
+    webhook_retry_base_seconds: float = 1.0
+    webhook_retry_max_seconds: float = 300.0
+    # Events per delivery request at most.
+    webhook_max_batch: int = 100
+    # Each node looks for undelivered events this often (its own commits wake it at
+    # once), and scans every video for leftovers of other nodes this often.
+    webhook_poll_seconds: float = 1.0
+    webhook_sweep_seconds: float = 10.0
+
     # Dev-only token endpoint for the viewer page.
     dev_tokens: bool = False
 

@@ -125,3 +125,16 @@ class Overloaded(_RetryLater):
 
 class ShuttingDown(Overloaded):
     code = "shutting_down"
+
+
+class Rejected(Forbidden):
+    """The publish proxy rejected the post; its reason is the message (403)."""
+
+    code = "rejected"
+
+
+class ProxyUnavailable(_RetryLater):
+    """The publish proxy failed or did not answer in time, and the failure policy is
+    ``closed``: nothing was stored (503 with Retry-After)."""
+
+    code = "proxy_unavailable"

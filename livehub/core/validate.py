@@ -73,6 +73,17 @@ def comment_message(body: bytes, max_chars: int) -> str:
     message = data["message"]
     if not isinstance(message, str):
         raise InvalidComment("message must be a string", "message_not_string")
+    return message_text(message, max_chars)
+
+
+def message_text(message: str, max_chars: int) -> str:
+    """A comment's text, trimmed: what a post's ``message`` (or a publish proxy's
+    replacement of it) must be.
+
+    Raises:
+        InvalidComment: blank, too long, or holding characters Postgres text cannot
+            store (422).
+    """
     message = message.strip()
     if not message:
         raise InvalidComment("message must not be empty", "message_empty")

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 from livehub.core.model import Comment, Event, deleted_data, pinned_data
 from livehub.core.moderation import ChatSettings, StoredSettings
+from livehub.core.webhookwire import moderation_payload
 from livehub.db.bridge import Database
+from livehub.db.webhooks import write_outbox
 
 _CREATED = """to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
 _TS = _CREATED.format(col="created_at")
@@ -160,8 +162,11 @@ def _dumps(obj: object) -> str:
 class PgModerationStore:
     """Bans, chat settings, pins, deletions and the moderation log in Postgres."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, webhooks: bool = False) -> None:
         self.db = db
+        # Webhooks on: each action also writes its event to the webhook outbox, in
+        # its own transaction (migration 0005).
+        self.webhooks = webhooks
 
     # -- reads for the node's cache --
     async def stored_settings(self, video_ids: Sequence[str]) -> dict[str, StoredSettings]:
@@ -204,7 +209,7 @@ class PgModerationStore:
                 events = await _deletion_events(conn, video_id, [r[0] for r in rows], actor)
                 if events:
                     detail = {"event_seq": events[0].seq}
-                    await _log(conn, video_id, actor, "delete", str(seq), detail)
+                    await _log(self.webhooks, conn, video_id, actor, "delete", str(seq), detail)
                 return events
 
         return await self.db.with_connection(run)
@@ -223,7 +228,7 @@ class PgModerationStore:
                     events = await _deletion_events(conn, video_id, seqs, actor)
                 r = await conn.fetchrow(UPSERT_BAN_SQL, video_id, user_id, seconds, actor)
                 detail = {"seconds": seconds, "deleted": [e.target for e in events]}
-                await _log(conn, video_id, actor, "ban", user_id, detail)
+                await _log(self.webhooks, conn, video_id, actor, "ban", user_id, detail)
                 return Ban(video_id, r[0], r[1], r[2], r[3]), events
 
         return await self.db.with_connection(run)
@@ -234,7 +239,7 @@ class PgModerationStore:
                 status = await conn.execute(UNBAN_SQL, video_id, user_id)
                 if status.endswith(" 0"):
                     return False
-                await _log(conn, video_id, actor, "unban", user_id, {})
+                await _log(self.webhooks, conn, video_id, actor, "unban", user_id, {})
                 return True
 
         return await self.db.with_connection(run)
@@ -264,7 +269,15 @@ class PgModerationStore:
                 events = await _insert_events(conn, video_id, actor, "pinned", [seq], [data])
                 action = "pin" if seq is not None else "unpin"
                 target = None if seq is None else str(seq)
-                await _log(conn, video_id, actor, action, target, {"event_seq": events[0].seq})
+                await _log(
+                    self.webhooks,
+                    conn,
+                    video_id,
+                    actor,
+                    action,
+                    target,
+                    {"event_seq": events[0].seq},
+                )
                 return events
 
         return await self.db.with_connection(run)
@@ -295,7 +308,7 @@ class PgModerationStore:
                 now = effective(StoredSettings(r[0], r[1], r[2]))
                 data = _dumps({"video_id": video_id, **now.as_dict()})
                 events = await _insert_events(conn, video_id, actor, "settings", [None], [data])
-                await _log(conn, video_id, actor, "settings", None, changes)
+                await _log(self.webhooks, conn, video_id, actor, "settings", None, changes)
                 return now, events
 
         return await self.db.with_connection(run)
@@ -340,5 +353,10 @@ async def _insert_events(
     return events
 
 
-async def _log(conn, video_id: str, actor: str, action: str, target, detail: dict) -> None:
+async def _log(
+    outbox: bool, conn, video_id: str, actor: str, action: str, target, detail: dict
+) -> None:
     await conn.execute(LOG_SQL, video_id, actor, action, target, _dumps(detail))
+    if outbox:
+        kind, payload = moderation_payload(action, video_id, actor, target, detail)
+        await write_outbox(conn, video_id, kind, payload)

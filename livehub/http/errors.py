@@ -24,6 +24,7 @@ STATUS: dict[type[e.LivehubError], int] = {
     e.Overloaded: 503,
     e.Unavailable: 503,
     e.KeysUnavailable: 503,
+    e.ProxyUnavailable: 503,
 }
 
 

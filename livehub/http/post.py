@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from livehub.core import validate
+from livehub.core import clientaddr, validate
 from livehub.core.errors import LivehubError
 from livehub.core.model import Draft
 from livehub.http.comments import check_limits
@@ -36,7 +36,11 @@ async def post_comment(app, scope: dict, receive, send, raw_video_id: str) -> No
         with svc.gate.post():  # a drain waits for this post (or refuses it: 503)
             await svc.moderation.check_post(video_id, who.user_id, message)  # 403 banned/closed
             check_limits(svc, who.user_id, video_id)
-            comment = await svc.registry.post(video_id, Draft(who.user_id, message, who.user_name))
+            draft = Draft(who.user_id, message, who.user_name)
+            if svc.proxy is not None:  # 403 rejected, 503 proxy_unavailable, or a new text
+                client = clientaddr.from_scope(scope, settings.trusted_proxies)
+                draft = await svc.proxy.review(video_id, draft, client, "http")
+            comment = await svc.registry.post(video_id, draft)
         svc.metrics.posts.inc()
         svc.metrics.post_latency.observe(time.perf_counter() - req.started)
         status, out = 201, dumps(comment.as_dict())

@@ -25,7 +25,7 @@ import time
 import trio
 from quart import Blueprint, current_app, websocket
 
-from livehub.core import validate
+from livehub.core import clientaddr, validate
 from livehub.core.errors import (
     BadRequest,
     LivehubError,
@@ -133,6 +133,7 @@ async def _write_feed(session: ViewerSession, out: _Outbox, nursery: trio.Nurser
 async def _read_posts(video_id: str, token: str | None, out: _Outbox) -> None:
     """Answer each client message; runs until the client goes (then we are cancelled)."""
     svc = current_app.service
+    client = clientaddr.from_scope(websocket.scope, svc.settings.trusted_proxies)
     while True:
         raw = await websocket.receive()
         body = raw.encode("utf-8") if isinstance(raw, str) else raw
@@ -150,9 +151,10 @@ async def _read_posts(video_id: str, token: str | None, out: _Outbox) -> None:
             with svc.gate.post():  # a drain waits until the answer below is written
                 await svc.moderation.check_post(video_id, who.user_id, message)
                 check_limits(svc, who.user_id, video_id)
-                comment = await svc.registry.post(
-                    video_id, Draft(who.user_id, message, who.user_name)
-                )
+                draft = Draft(who.user_id, message, who.user_name)
+                if svc.proxy is not None:
+                    draft = await svc.proxy.review(video_id, draft, client, "websocket")
+                comment = await svc.registry.post(video_id, draft)
                 svc.metrics.posts.inc()
                 svc.metrics.post_latency.observe(time.perf_counter() - started)
                 answer = {"type": "posted", "comment": comment.as_dict()}

@@ -85,6 +85,11 @@ class ModerationCache:
         """
         check_post(await self.rules(video_id), user_id, message, self._wall())
 
+    def max_message_chars(self, video_id: str) -> int:
+        """The video's message length limit as last read (the server's if unknown)."""
+        rules = self._rules.get(video_id)
+        return self._server_max if rules is None else rules.settings.max_message_chars
+
     def slow_mode_override(self, video_id: str) -> float | None:
         """The video's own slow mode (None: the server's setting applies)."""
         rules = self._rules.get(video_id)

@@ -36,6 +36,9 @@ class ShardedModerationCache:
     async def check_post(self, video_id: str, user_id: str, message: str) -> None:
         await self.of(video_id).check_post(video_id, user_id, message)
 
+    def max_message_chars(self, video_id: str) -> int:
+        return self.of(video_id).max_message_chars(video_id)
+
     def slow_mode_override(self, video_id: str) -> float | None:
         return self.of(video_id).slow_mode_override(video_id)
 

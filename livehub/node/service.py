@@ -7,7 +7,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 
@@ -32,11 +32,16 @@ from livehub.db.shards import (
     open_shards,
     ping_shards,
 )
+from livehub.db.webhooks import PgWebhookStore
 from livehub.identity.auth import TokenVerifier
 from livehub.node.gate import Gate
+from livehub.node.hookmetrics import HookMetrics
 from livehub.node.metrics import Metrics, Sources
 from livehub.node.modcache import ModerationCache
 from livehub.node.modrouting import ShardedModerationCache
+from livehub.node.proxy import PublishProxy
+from livehub.node.proxy import check_settings as check_integration_settings
+from livehub.node.webhooks import WebhookSender
 
 log = logging.getLogger("livehub.node.service")
 
@@ -59,6 +64,10 @@ class Service:
     moderation: ShardedModerationCache
     modstore: ShardedModerationStore
     shards: list[Shard]
+    # The publish proxy (None: LIVEHUB_PUBLISH_PROXY_URL unset; posts skip it).
+    proxy: PublishProxy | None = None
+    # The webhook delivery tasks, one per shard (empty: LIVEHUB_WEBHOOK_URL unset).
+    webhooks: list[WebhookSender] = field(default_factory=list)
 
     @property
     def node_id(self) -> str:
@@ -84,11 +93,14 @@ def post_limiter(settings: Settings) -> PostLimiter:
 
 
 class _ObservedBus:
-    """The bus as the registry sees it, observing each committed batch's size."""
+    """The bus as the registry sees it, observing each committed batch's size (and
+    telling the webhook sender of the video's shard that it has new comments)."""
 
-    def __init__(self, bus: ShardedBus, metrics: Metrics) -> None:
+    def __init__(self, bus: ShardedBus, metrics: Metrics, route: Router) -> None:
         self._bus = bus
         self._metrics = metrics
+        self._route = route
+        self.webhooks: list[WebhookSender] = []
 
     async def listen(self, video_id: str) -> None:
         await self._bus.listen(video_id)
@@ -99,6 +111,8 @@ class _ObservedBus:
     def committed(self, video_id: str, comments: list[Comment]) -> None:
         self._metrics.committed(comments)
         self._bus.committed(video_id, comments)
+        if self.webhooks:
+            self.webhooks[self._route(video_id)].hint(video_id)
 
 
 @contextlib.asynccontextmanager
@@ -118,6 +132,7 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             "LIVEHUB_DATABASE_URL is not set (`livehub serve` starts an embedded database)"
         )
     tokens = TokenVerifier.from_settings(settings)  # a bad key setting fails before connecting
+    check_integration_settings(settings)  # publish proxy, webhooks
     node_id = secrets.token_hex(6)
     async with open_shards(dsns, settings, node_id) as shards:
         if settings.migrate_on_start:
@@ -130,6 +145,7 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             settings.max_streams, settings.overload_retry_seconds, settings.max_streams_per_client
         )
         bus = ShardedBus([s.bus for s in shards], route)
+        observed = _ObservedBus(bus, metrics, route)
         viewers = ShardedViewerCounts(
             shards,
             gate,
@@ -140,7 +156,7 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
         registry = Registry(
             store,
             settings,
-            _ObservedBus(bus, metrics),
+            observed,
             streams=gate.streams_open,
             viewer_total=viewers.total,
             on_delivered=metrics.delivered,
@@ -160,6 +176,18 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             route,
         )
         limiter.slow.override = moderation.slow_mode_override
+        hook_metrics = HookMetrics(metrics.registry)
+        proxy = None
+        if settings.publish_proxy_url:
+            proxy = PublishProxy(settings, hook_metrics, moderation.max_message_chars)
+        webhooks = []
+        if settings.webhook_url:
+            for shard in shards:
+                shard.modstore.webhooks = True  # actions write their event to the outbox
+                webhooks.append(
+                    WebhookSender(PgWebhookStore(shard.db), settings, hook_metrics, shard.index)
+                )
+            observed.webhooks = webhooks
         pool_max = settings.max_db_connections * len(shards)
         db = ShardedPools(shards)
         metrics.watch(Sources(registry, bus, db, gate, viewers, pool_max, tokens.jwks))
@@ -169,6 +197,10 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             await nursery.start(viewers.run)
             await nursery.start(tokens.run)  # JWKS refresh (started before the first fetch)
             await nursery.start(moderation.run)
+            if proxy is not None:
+                await nursery.start(proxy.run)
+            for sender in webhooks:
+                await nursery.start(sender.run)
             if metrics.multiprocess:
                 nursery.start_soon(metrics.publish_forever)
             yield Service(
@@ -185,5 +217,7 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
                 moderation,
                 modstore,
                 shards,
+                proxy,
+                webhooks,
             )
             nursery.cancel_scope.cancel()
