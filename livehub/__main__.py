@@ -72,6 +72,7 @@ def database_env(settings: Settings, need_secret: bool = True) -> Iterator[Setti
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from hypercorn.config import Config
 
+    from livehub.node.service import check_settings
     from livehub.node.workers import serve, worker_count
 
     config = Config.from_toml(args.config) if args.config else Config()
@@ -84,6 +85,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     with database_env(settings) as s:
         if args.no_migrate:
             s = s.replace(migrate_on_start=False)
+        check_settings(s)  # fail here, once, rather than in every worker, restarted
         print(
             f"livehub: serving on http://{config.bind[0]}"
             f" with {worker_count(config.workers)} worker(s)",

@@ -215,6 +215,32 @@ def test_serve_with_a_database_but_no_secret_exits_with_a_clear_message(pg_clust
     assert "Traceback" not in out.stderr
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("LIVEHUB_PUBLISH_PROXY_URL", "ftp://review.example", "LIVEHUB_PUBLISH_PROXY"),
+        ("LIVEHUB_TRUSTED_PROXIES", "not-an-address", "LIVEHUB_TRUSTED_PROXIES"),
+        ("LIVEHUB_SLOW_MODE_VIDEOS", "v=forever", "posting limits"),
+    ],
+)
+def test_serve_with_a_bad_setting_exits_at_once_instead_of_restarting_workers(
+    pg_cluster, variable, value, named
+):
+    env = clean_env(LIVEHUB_DATABASE_URL=pg_cluster.dsn(), LIVEHUB_JWT_SECRET=SECRET)
+    env[variable] = value
+    out = subprocess.run(
+        livehub_cmd("serve", "--bind", f"127.0.0.1:{free_port()}"),
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 2
+    assert named in out.stderr
+    assert "Traceback" not in out.stderr and "serving on" not in out.stderr
+
+
 @pytest.fixture
 def no_postgres_binaries(monkeypatch, tmp_path):
     empty = tmp_path / "empty-bin"

@@ -115,6 +115,23 @@ class _ObservedBus:
             self.webhooks[self._route(video_id)].hint(video_id)
 
 
+def check_settings(settings: Settings) -> TokenVerifier:
+    """Everything about ``settings`` that can be wrong before connecting; returns the
+    token verifier they make. ``livehub serve`` calls it before starting workers (a
+    worker that cannot start would only be restarted), every service at its start.
+
+    Raises:
+        SettingsError: what is wrong, naming the variable.
+    """
+    try:
+        clientaddr.parse_networks(settings.trusted_proxies)
+    except ValueError as exc:
+        raise SettingsError(f"LIVEHUB_TRUSTED_PROXIES: {exc}") from None
+    post_limiter(settings)  # the posting limits and LIVEHUB_SLOW_MODE_VIDEOS
+    check_integration_settings(settings)  # publish proxy, webhooks
+    return TokenVerifier.from_settings(settings)  # a bad key setting
+
+
 @contextlib.asynccontextmanager
 async def open_service(settings: Settings) -> AsyncIterator[Service]:
     """Connect, migrate (unless disabled), and run the bus and the registry.
@@ -122,17 +139,12 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
     Resource handling: leaving the block cancels the actors and the bus, then closes
     the pool.
     """
-    try:
-        clientaddr.parse_networks(settings.trusted_proxies)
-    except ValueError as exc:
-        raise SettingsError(f"LIVEHUB_TRUSTED_PROXIES: {exc}") from None
+    tokens = check_settings(settings)
     dsns = settings.database_dsns()
     if not dsns:
         raise RuntimeError(
             "LIVEHUB_DATABASE_URL is not set (`livehub serve` starts an embedded database)"
         )
-    tokens = TokenVerifier.from_settings(settings)  # a bad key setting fails before connecting
-    check_integration_settings(settings)  # publish proxy, webhooks
     node_id = secrets.token_hex(6)
     async with open_shards(dsns, settings, node_id) as shards:
         if settings.migrate_on_start:
