@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -40,7 +39,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from livehub_loadtest.stack import LivehubNode, ThrowawayPostgres, new_secret, versions  # noqa: E402
+from livehub_loadtest.stack import (  # noqa: E402
+    LivehubNode,
+    ThrowawayPostgres,
+    new_secret,
+    render_nginx,
+    versions,
+)
 
 from livehub.db.cluster import free_port  # noqa: E402
 from livehub.identity.auth import mint  # noqa: E402
@@ -62,32 +67,13 @@ MODEL = {
 }
 
 
-def render_nginx(prefix: Path, port: int, upstreams: list[int]) -> Path:
-    servers = "\n        ".join(
-        f"server 127.0.0.1:{p} max_fails=1 fail_timeout=10s;" for p in upstreams
-    )
-    text = (ROOT / "deploy" / "nginx.conf").read_text()
-    for key, value in {
-        "@PREFIX@": str(prefix),
-        "@LISTEN@": f"127.0.0.1:{port}",
-        "@SERVERS@": servers,
-        "@USER_LINE@": "user root;" if os.geteuid() == 0 else "",
-    }.items():
-        text = text.replace(key, value)
-    # Every load-test client is 127.0.0.1: lift the per-address edge limits.
-    text = re.sub(r"\n\s*limit_conn livehub_streams \d+;[^\n]*", "", text)
-    text = re.sub(r"\n\s*limit_req zone=livehub_posts[^\n]*", "", text)
-    conf = prefix / "nginx.conf"
-    conf.write_text(text)
-    return conf
-
-
 def start_nginx(upstreams: list[int]) -> tuple[subprocess.Popen, str, Path]:
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     prefix = Path(tempfile.mkdtemp(prefix="livehub-bench-nginx-"))
     (prefix / "tmp").mkdir()
     port = free_port()
-    conf = render_nginx(prefix, port, upstreams)
+    # Every load-test client is 127.0.0.1: lift the per-address edge limits.
+    conf = render_nginx(prefix, port, upstreams, edge_limits=False)
     base = [binary, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")]
     subprocess.run([*base, "-t", "-q"], check=True)
     proc = subprocess.Popen(

@@ -35,6 +35,13 @@ def livehub_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "livehub", *args]
 
 
+def run_livehub(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``livehub ARGS`` to its end (bounded), its output captured as text."""
+    return subprocess.run(
+        livehub_cmd(*args), env=env, cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+
+
 def children_of(pid: int) -> list[int]:
     out = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -123,13 +130,13 @@ def test_embedded_default_serves_stops_cleanly_and_keeps_its_data(data_dir):
         assert (pgdata / "PG_VERSION").exists()
         postmaster = postmaster_pid(pgdata)
         assert alive(postmaster)
-        out = subprocess.run(
-            livehub_cmd("token", "--user", "x", "--name", "Ex Ample"),
+        out = run_livehub(
+            "token",
+            "--user",
+            "x",
+            "--name",
+            "Ex Ample",
             env=clean_env(LIVEHUB_DATA_DIR=str(data_dir)),
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=30,
         )
         assert out.returncode == 0, out.stderr
         headers = {"Authorization": f"Bearer {out.stdout.strip()}"}
@@ -202,14 +209,7 @@ async def test_operators_hypercorn_with_two_workers_keeps_seqs_contiguous(pg_clu
 
 def test_serve_with_a_database_but_no_secret_exits_with_a_clear_message(pg_cluster):
     env = clean_env(LIVEHUB_DATABASE_URL=pg_cluster.dsn())
-    out = subprocess.run(
-        livehub_cmd("serve", "--bind", f"127.0.0.1:{free_port()}"),
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    out = run_livehub("serve", "--bind", f"127.0.0.1:{free_port()}", env=env)
     assert out.returncode != 0
     assert "LIVEHUB_JWT_SECRET" in out.stderr
     assert "Traceback" not in out.stderr
@@ -228,14 +228,7 @@ def test_serve_with_a_bad_setting_exits_at_once_instead_of_restarting_workers(
 ):
     env = clean_env(LIVEHUB_DATABASE_URL=pg_cluster.dsn(), LIVEHUB_JWT_SECRET=SECRET)
     env[variable] = value
-    out = subprocess.run(
-        livehub_cmd("serve", "--bind", f"127.0.0.1:{free_port()}"),
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    out = run_livehub("serve", "--bind", f"127.0.0.1:{free_port()}", env=env)
     assert out.returncode == 2
     assert named in out.stderr
     assert "Traceback" not in out.stderr and "serving on" not in out.stderr
@@ -291,13 +284,15 @@ def test_token_command_grants_roles_in_the_roles_claim():
 
     from livehub.core.roles import roles_from_claims
 
-    out = subprocess.run(
-        livehub_cmd("token", "--user", "mod", "--role", "moderator:launch", "--role", "x"),
+    out = run_livehub(
+        "token",
+        "--user",
+        "mod",
+        "--role",
+        "moderator:launch",
+        "--role",
+        "x",
         env=clean_env(LIVEHUB_JWT_SECRET=SECRET),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
     )
     assert out.returncode == 0, out.stderr
     claims = jwt.decode(out.stdout.strip(), SECRET, algorithms=["HS256"])

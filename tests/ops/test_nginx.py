@@ -18,34 +18,15 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+from livehub_loadtest.stack import render_nginx
 from trio_websocket import open_websocket_url
 
 from livehub.db.cluster import free_port
 
-from ..support import ROOT, auth, start_livehub
+from ..support import auth, start_livehub
 from .viewer import ResumingViewer
 
 pytestmark = pytest.mark.slow
-
-TEMPLATE = ROOT / "deploy" / "nginx.conf"
-
-
-def render(prefix: Path, port: int, upstream_ports: list[int]) -> Path:
-    servers = "\n        ".join(
-        f"server 127.0.0.1:{p} max_fails=1 fail_timeout=10s;" for p in upstream_ports
-    )
-    text = TEMPLATE.read_text()
-    for key, value in {
-        "@PREFIX@": str(prefix),
-        "@LISTEN@": f"127.0.0.1:{port}",
-        "@SERVERS@": servers,
-        "@USER_LINE@": "user root;" if os.geteuid() == 0 else "",
-    }.items():
-        text = text.replace(key, value)
-    assert "@" not in re.sub(r"#.*", "", text), "a placeholder was left unrendered"
-    conf = prefix / "nginx.conf"
-    conf.write_text(text)
-    return conf
 
 
 class Nginx:
@@ -56,7 +37,7 @@ class Nginx:
         self.prefix = Path(tempfile.mkdtemp(prefix="livehub-nginx-"))
         (self.prefix / "tmp").mkdir()
         self.port = free_port()
-        conf = render(self.prefix, self.port, upstream_ports)
+        conf = render_nginx(self.prefix, self.port, upstream_ports)
         base = [
             binary,
             "-p",

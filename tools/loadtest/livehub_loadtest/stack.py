@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -318,3 +319,30 @@ def versions() -> dict[str, str]:
             text=True,
         ).stdout.strip()
     return out
+
+
+def render_nginx(
+    prefix: Path, port: int, upstream_ports: list[int], edge_limits: bool = True
+) -> Path:
+    """deploy/nginx.conf rendered into ``prefix`` for livehub nodes on 127.0.0.1
+    (``upstream_ports``), listening on ``port``; returns the config file.
+    ``edge_limits=False`` lifts the per-address limits (a load test is one address)."""
+    servers = "\n        ".join(
+        f"server 127.0.0.1:{p} max_fails=1 fail_timeout=10s;" for p in upstream_ports
+    )
+    text = (ROOT / "deploy" / "nginx.conf").read_text()
+    for key, value in {
+        "@PREFIX@": str(prefix),
+        "@LISTEN@": f"127.0.0.1:{port}",
+        "@SERVERS@": servers,
+        "@USER_LINE@": "user root;" if os.geteuid() == 0 else "",
+    }.items():
+        text = text.replace(key, value)
+    if not edge_limits:
+        text = re.sub(r"\n\s*limit_conn livehub_streams \d+;[^\n]*", "", text)
+        text = re.sub(r"\n\s*limit_req zone=livehub_posts[^\n]*", "", text)
+    if "@" in re.sub(r"#.*", "", text):
+        raise StackError("deploy/nginx.conf: a placeholder was left unrendered")
+    conf = prefix / "nginx.conf"
+    conf.write_text(text)
+    return conf
