@@ -1,6 +1,6 @@
 """The one bridge from Trio to asyncpg (which is asyncio-only), via trio-asyncio.
 
-Nothing outside ``pg.py``, ``store.py``, ``bus.py`` and ``migrate.py`` sees asyncio or
+Nothing outside ``livehub/db`` sees asyncio or
 asyncpg. Hypercorn spawns request tasks from its own nursery, where the trio-asyncio
 loop contextvar is not set, so every call passes the loop explicitly.
 """

@@ -1,6 +1,6 @@
 """Gate: a node's admission control: stream slots, posts in flight, and draining.
 
-- Streams (SSE and WebSocket) take a slot with :meth:`Gate.stream`; past
+- Streams (SSE and WebSocket) take a slot with :meth:`Gate.open_stream`; past
   ``max_streams`` a new one is refused with :class:`Overloaded` (503 + Retry-After),
   so a flood of viewers cannot take the node down, and past ``max_streams_per_client``
   for one client (``livehub.core.clientaddr``) with :class:`TooManyStreams` (429 +
